@@ -1,1 +1,94 @@
-fn main() {}
+//! `cargo xtask <command>`: project automation. Logic lives in the library crates; each command
+//! here parses flags, calls a library, and writes results.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "xtask", about = "SRUM-rs project automation")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Check the benchmark oracle on true renders, one-constraint violations and blurred,
+    /// noisy renders of random prompts; writes results/oracle-check.json.
+    OracleCheck {
+        /// Number of random prompts (categories in turn).
+        #[arg(long, default_value_t = 2000)]
+        prompts: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Resolution in pixels (32 or 64).
+        #[arg(long, default_value_t = 32)]
+        resolution: usize,
+        /// Output JSON path.
+        #[arg(long, default_value = "results/oracle-check.json")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::OracleCheck {
+            prompts,
+            seed,
+            resolution,
+            out,
+        } => {
+            anyhow::ensure!(
+                resolution == 32 || resolution == 64,
+                "resolution must be 32 or 64, got {resolution}"
+            );
+            let start = std::time::Instant::now();
+            let report = scene_oracle::check::oracle_check(seed, prompts, resolution);
+            let wall = start.elapsed().as_secs_f64();
+            let mut json = serde_json::to_value(&report)?;
+            json["command"] = format!(
+                "cargo xtask oracle-check --prompts {prompts} --seed {seed} --resolution {resolution}"
+            )
+            .into();
+            json["wall_s"] = ((wall * 10.0).round() / 10.0).into();
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("oracle check: {prompts} prompts, seed {seed}, {resolution}px, {wall:.1} s");
+            println!(
+                "  true renders      mean {:.4}  (worst category {:.4})",
+                report.true_mean, report.true_min_category
+            );
+            println!(
+                "  violations        lower than true {:.4}, below 0.5 {:.4}",
+                report.violation_lower_frac, report.violation_below_half_frac
+            );
+            println!("  blur + noise 0.05 mean {:.4}", report.noisy_mean);
+            println!("  per category (true / noisy / viol lower / viol < 0.5):");
+            for (c, g) in &report.per_category {
+                println!(
+                    "    {c:<12} {:.3} / {:.3} / {:.3} / {:.3}",
+                    g.true_mean, g.noisy_mean, g.violation_lower_frac, g.violation_below_half_frac
+                );
+            }
+            println!("  per violation kind (n / lower / < 0.5 / mean score):");
+            for (k, g) in &report.per_violation_kind {
+                println!(
+                    "    {k:<17} {:>4} / {:.3} / {:.3} / {:.3}",
+                    g.violations,
+                    g.violation_lower_frac,
+                    g.violation_below_half_frac,
+                    g.violation_mean
+                );
+            }
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}

@@ -116,6 +116,15 @@ fn texture(rng: &mut Rng) -> Ast {
     let c = colours(rng, k);
     let mut t: Vec<Texture> = Texture::ALL.to_vec();
     rng.shuffle(&mut t);
+    // Give each shape a texture that suits it (only crosses are picky).
+    if let Some(i) = (0..k).find(|&i| !t[i].suits(s[i])) {
+        let j = (k..t.len())
+            .chain(0..k)
+            .find(|&j| j != i && t[j].suits(s[i]) && (j >= k || t[i].suits(s[j])));
+        if let Some(j) = j {
+            t.swap(i, j);
+        }
+    }
     list(
         (0..k)
             .map(|i| Np {
@@ -237,7 +246,12 @@ fn complex(rng: &mut Rng) -> Ast {
     let mut second = np(third);
     let textured = rng.chance(0.3);
     if textured {
-        second.texture = Some(*rng.pick(&[Texture::Striped, Texture::Dotted, Texture::Outline]));
+        let shape = second.noun.shape().unwrap_or(Shape::Circle);
+        let ok: Vec<Texture> = [Texture::Striped, Texture::Dotted, Texture::Outline]
+            .into_iter()
+            .filter(|t| t.suits(shape))
+            .collect();
+        second.texture = Some(*rng.pick(&ok));
     }
     if !textured && rng.chance(0.4) {
         second.det = Det::Num(2);
@@ -371,6 +385,21 @@ mod tests {
                 let q = Prompt::parse(&p.text).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(q, p, "{}", p.text);
                 assert!(p.meaning.object_count() <= MAX_OBJECTS, "{}", p.text);
+            }
+        }
+    }
+
+    #[test]
+    fn textures_suit_their_shapes() {
+        let mut rng = Rng::new(5);
+        for cat in Category::ALL {
+            for _ in 0..300 {
+                let p = generate(*cat, &mut rng);
+                for ph in &p.meaning.phrases {
+                    if let (Some(t), Some(s)) = (ph.spec.texture, ph.spec.shape) {
+                        assert!(t.suits(s), "{}", p.text);
+                    }
+                }
             }
         }
     }

@@ -195,7 +195,7 @@ fn paint(o: &Object, px: f32, py: f32) -> Option<[f32; 3]> {
             }
         }
         Texture::Outline => {
-            let stroke = outline_stroke(o.side());
+            let stroke = outline_stroke(o.shape, o.side());
             let on_edge = (0..16).any(|k| {
                 let a = k as f32 * std::f32::consts::PI / 8.0;
                 !o.contains(px + stroke * a.cos(), py + stroke * a.sin())

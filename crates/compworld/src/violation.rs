@@ -158,7 +158,12 @@ pub fn violate(m: &Meaning, kind: ViolationKind, rng: &mut Rng) -> Option<Meanin
         ViolationKind::TextureChange => {
             let i = pick_phrase(rng, &|i| m.phrases[i].spec.texture.is_some())?;
             let old = m.phrases[i].spec.texture?;
-            let others: Vec<Texture> = Texture::ALL.iter().copied().filter(|t| *t != old).collect();
+            let shape = m.phrases[i].spec.shape.unwrap_or(Shape::Circle);
+            let others: Vec<Texture> = Texture::ALL
+                .iter()
+                .copied()
+                .filter(|t| *t != old && t.suits(shape))
+                .collect();
             out.phrases[i].spec.texture = Some(*rng.pick(&others));
         }
         ViolationKind::RelationFlip => {

@@ -24,9 +24,13 @@ pub const BACKGROUND: [f32; 3] = [0.96, 0.96, 0.96];
 /// Ink used for stripes and dots (near black).
 pub const INK: [f32; 3] = [0.12, 0.12, 0.12];
 
-/// Stroke width of an outlined object, in units: thicker on large objects.
-pub fn outline_stroke(side: f32) -> f32 {
-    (0.15 * side).max(1.25)
+/// Stroke width of an outlined object, in units: thicker on large objects, thinner on the
+/// narrow arms of a cross so that its inside still shows.
+pub fn outline_stroke(shape: Shape, side: f32) -> f32 {
+    match shape {
+        Shape::Cross => (0.1 * side).max(1.0),
+        _ => (0.15 * side).max(1.25),
+    }
 }
 
 macro_rules! word_enum {
@@ -114,7 +118,7 @@ impl Shape {
             Shape::Triangle => dy >= -h && dy <= h && dx.abs() <= (dy + h) * 0.5,
             Shape::Diamond => dx.abs() + dy.abs() <= h,
             Shape::Cross => {
-                let arm = side / 6.0;
+                let arm = side * 0.15;
                 dx.abs() <= h && dy.abs() <= h && (dx.abs() <= arm || dy.abs() <= arm)
             }
         }
@@ -126,8 +130,16 @@ impl Shape {
             Shape::Circle => std::f32::consts::FRAC_PI_4,
             Shape::Square => 1.0,
             Shape::Triangle | Shape::Diamond => 0.5,
-            Shape::Cross => 5.0 / 9.0,
+            Shape::Cross => 0.51,
         }
+    }
+}
+
+impl Texture {
+    /// Whether generated prompts use this texture on this shape: a cross's arms are too
+    /// narrow at 32 px for an outline to leave any inside visible.
+    pub fn suits(self, shape: Shape) -> bool {
+        !(self == Texture::Outline && shape == Shape::Cross)
     }
 }
 
