@@ -64,6 +64,8 @@ struct Pixels {
     weak: Vec<u8>,
     alpha: Vec<f32>,
     beta: Vec<f32>,
+    /// Squared residual of the best unmixing: large where two colours blend.
+    resid: Vec<f32>,
 }
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
@@ -121,6 +123,7 @@ fn classify(img: &Image) -> Pixels {
         weak: vec![BG; w * h],
         alpha: vec![0.0; w * h],
         beta: vec![0.0; w * h],
+        resid: vec![0.0; w * h],
     };
     for y in 0..h {
         for x in 0..w {
@@ -133,7 +136,8 @@ fn classify(img: &Image) -> Pixels {
                 }
             }
             let i = y * w + x;
-            let (k, a, b, _) = best;
+            let (k, a, b, r) = best;
+            px.resid[i] = r;
             px.alpha[i] = a;
             px.beta[i] = b;
             if (0.3..0.5).contains(&(a + b)) && a >= b {
@@ -703,8 +707,11 @@ pub fn perceive(img: &Image) -> Perception {
         }
         add_faint_edge(&mut mask, &px, w, h);
         let filled = fill_holes(&mask, w, h);
+        // Slivers where two objects blend are thin *and* badly explained by one colour; a
+        // thin but clean object (a small cross's arms) stays.
         let core = erode(&filled, w, h, 1).iter().filter(|&&b| b).count();
-        if core < (3.0 * scale * scale) as usize {
+        let resid = g.iter().map(|&i| px.resid[i]).sum::<f32>() / g.len() as f32;
+        if core < (3.0 * scale * scale) as usize && resid > 0.015 {
             continue;
         }
         let k = kept.len();
