@@ -7,8 +7,8 @@
 //! |---|---|
 //! | color, shape, texture | attribute binding: product over noun phrases of "a distinct object with these attributes is present" (BLIP-VQA style) |
 //! | spatial | both objects found and the relation holds by fitted-shape centre offsets (`left of`: dx > 0 and \|dx\| > \|dy\|; `near`: box gap <= 5.5 units) (UniDet/GenEval style) |
-//! | 3d_spatial | both found and the occlusion order holds (front object covers >= 10% of the back one's fitted shape, and more than the reverse) |
-//! | non_spatial | both found and inside (>= 90% of the content inside the container's shape) / touching (pixels meet, < 10% cover) holds |
+//! | 3d_spatial | both found and the occlusion order holds (front object covers >= 7% of the back one's fitted shape, and more than the reverse) |
+//! | non_spatial | both found and inside (>= 90% of the content inside the container's shape) / touching (pixels meet, < 7% cover) holds |
 //! | numeracy | per counted group 0.5 for presence + 0.5 for the exact count; product over groups |
 //! | complex | mean of its parts: binding (product), relations (mean), counts (numeracy rule) |
 //! | knowledge, arithmetic, geometry, composite | every constraint all-or-nothing (the implied entity, number or arrangement is either drawn or not); product |
@@ -28,7 +28,7 @@ pub use perceive::{Detection, Perception, perceive};
 /// Box gap (units) at or below which two objects are `near`.
 pub const NEAR_GAP_UNITS: f32 = 5.5;
 /// Cover fraction above which an object is in front of another.
-pub const FRONT_COVER: f32 = 0.10;
+pub const FRONT_COVER: f32 = 0.07;
 /// Fraction of an object's pixels inside another's shape for `inside`.
 pub const INSIDE_FRACTION: f32 = 0.90;
 

@@ -417,7 +417,7 @@ fn soft_score(c: &[f32], unknown: &[bool], w: usize, t: &[f32], win: [usize; 4])
 
 /// Cost of one pixel's worth of template hidden behind other objects, against a squared error
 /// of 1 for a visible pixel that is wrong.
-const HIDDEN_COST: f32 = 0.35;
+const HIDDEN_COST: f32 = 0.25;
 
 fn fit_shape(
     fill: &[bool],
@@ -711,7 +711,9 @@ pub fn perceive(img: &Image) -> Perception {
         // thin but clean object (a small cross's arms) stays.
         let core = erode(&filled, w, h, 1).iter().filter(|&&b| b).count();
         let resid = g.iter().map(|&i| px.resid[i]).sum::<f32>() / g.len() as f32;
-        if core < (3.0 * scale * scale) as usize && resid > 0.015 {
+        if core < (3.0 * scale * scale) as usize
+            && (resid > 0.015 || g.len() < (12.0 * scale * scale) as usize)
+        {
             continue;
         }
         let k = kept.len();
@@ -777,6 +779,15 @@ pub fn perceive(img: &Image) -> Perception {
                     1.0 // an enclosed hole (inside an outline) belongs to the shape
                 } else if texture == Texture::Outline && inner && !unknown[i] {
                     1.0 // the stroke's inner edge is still inside the shape
+                } else if let Some(other) = (!unknown[i])
+                    .then(|| neighbours8(i, w, h).find_map(|j| owner[j].filter(|&x| x != o)))
+                    .flatten()
+                {
+                    // Where this object meets another, the pixel blends the two colours, not
+                    // colour and background: unmix against both and keep this one's share.
+                    let u2 = sub(Colour::ALL[usize::from(kept[other].0)].rgb(), BACKGROUND);
+                    let (a, _, _) = unmix(d, u, u2);
+                    a
                 } else if texture == Texture::Solid {
                     dot(d, u) / uu
                 } else {
