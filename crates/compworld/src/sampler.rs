@@ -6,6 +6,7 @@
 //! - 2D relations: the centre offset along the relation's axis is at least ~3x the other;
 //! - `near`/`next to`: bounding-box gap in [2, 4] units; `far`: at least 9;
 //! - `in front of`/`behind`/`hidden by`: the front object covers 20-45% of the back one;
+//!   occluding and touching objects are large unless the prompt gives a size;
 //! - `touching`: the shapes meet, each covering at most 3% of the other;
 //! - `inside`/`around`: the small object lies wholly inside the container, drawn on top.
 
@@ -51,6 +52,13 @@ fn try_sample(m: &Meaning, rng: &mut Rng, prefer_small: bool) -> Option<Scene> {
             Relation::Inside if r.b == pi => Some(Size::Large),
             Relation::Around if r.a == pi => Some(Size::Large),
             Relation::Around if r.b == pi => Some(Size::Small),
+            // Overlap and contact between two 8-unit objects is barely legible at 32 px, so
+            // occluding and touching pairs are drawn large unless the prompt says otherwise.
+            Relation::InFrontOf | Relation::Behind | Relation::HiddenBy | Relation::Touching
+                if (r.a == pi || r.b == pi) && !prefer_small =>
+            {
+                Some(Size::Large)
+            }
             _ => None,
         });
         let is_container = m.relations.iter().any(|r| {

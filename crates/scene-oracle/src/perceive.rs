@@ -725,6 +725,7 @@ pub fn perceive(img: &Image) -> Perception {
     // Ink and dropped pixels join the nearest object (breadth-first through foreground).
     let mut queue: std::collections::VecDeque<usize> =
         (0..n).filter(|&i| owner[i].is_some()).collect();
+    let seeded: Vec<bool> = owner.iter().map(Option::is_some).collect();
     while let Some(i) = queue.pop_front() {
         for j in neighbours8(i, w, h) {
             if owner[j].is_none() && px.label[j] != BG {
@@ -732,6 +733,23 @@ pub fn perceive(img: &Image) -> Perception {
                 queue.push_back(j);
             }
         }
+    }
+    // A joined pixel between two objects goes to the one whose colour explains more of it
+    // (the blend of a red and a yellow edge reads as orange and would otherwise go to
+    // whichever object the search reached first).
+    let colour_of = |o: usize| sub(Colour::ALL[usize::from(kept[o].0)].rgb(), BACKGROUND);
+    let reassigned: Vec<(usize, usize)> = (0..n)
+        .filter(|&i| !seeded[i] && owner[i].is_some())
+        .filter_map(|i| {
+            let a = owner[i]?;
+            let b = neighbours8(i, w, h).find_map(|j| owner[j].filter(|&x| x != a))?;
+            let d = sub(img.get(i % w, i / w), BACKGROUND);
+            let (ca, cb, _) = unmix(d, colour_of(a), colour_of(b));
+            (cb > ca).then_some((i, b))
+        })
+        .collect();
+    for (i, b) in reassigned {
+        owner[i] = Some(b);
     }
 
     // 3-4. Per object: filled mask, shape fit with other objects unknown, texture.
