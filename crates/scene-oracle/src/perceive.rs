@@ -772,11 +772,27 @@ pub fn perceive(img: &Image) -> Perception {
     }
     let mut objects = Vec::with_capacity(k);
     let mut templates: Vec<Vec<bool>> = Vec::with_capacity(k);
+    let filled_all: Vec<Vec<bool>> = (0..k)
+        .map(|o| {
+            let mut edged = masks[o].clone();
+            add_faint_edge(&mut edged, &px, w, h);
+            fill_holes(&edged, w, h)
+        })
+        .collect();
+    // An object lying wholly within another's filled outline is on top of it: nothing of it
+    // is hidden there, so the container's pixels are evidence (mostly "not here"), not unknown.
+    let enclosing: Vec<Option<usize>> = (0..k)
+        .map(|o| {
+            (0..k).find(|&a| a != o && (0..n).all(|i| !masks[o][i] || filled_all[a][i]))
+        })
+        .collect();
     for o in 0..k {
-        let unknown: Vec<bool> = (0..n).map(|i| owner[i].is_some_and(|x| x != o)).collect();
+        let unknown: Vec<bool> = (0..n)
+            .map(|i| owner[i].is_some_and(|x| x != o && Some(x) != enclosing[o]))
+            .collect();
         let mut edged = masks[o].clone();
         add_faint_edge(&mut edged, &px, w, h);
-        let filled = fill_holes(&edged, w, h);
+        let filled = filled_all[o].clone();
         let fill: Vec<bool> = (0..n)
             .map(|i| filled[i] && !unknown[i] || masks[o][i])
             .collect();
@@ -798,7 +814,11 @@ pub fn perceive(img: &Image) -> Perception {
                 } else if texture == Texture::Outline && inner && !unknown[i] {
                     1.0 // the stroke's inner edge is still inside the shape
                 } else if let Some(other) = (!unknown[i])
-                    .then(|| neighbours8(i, w, h).find_map(|j| owner[j].filter(|&x| x != o)))
+                    .then(|| {
+                        owner[i].filter(|&x| x != o).or_else(|| {
+                            neighbours8(i, w, h).find_map(|j| owner[j].filter(|&x| x != o))
+                        })
+                    })
                     .flatten()
                 {
                     // Where this object meets another, the pixel blends the two colours, not
