@@ -1,6 +1,8 @@
 //! `cargo xtask <command>`: project automation. Logic lives in the library crates; each command
 //! here parses flags, calls a library, and writes results.
 
+mod firewall;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -15,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Check that only bench-* crates and xtask depend on scene-oracle (the benchmark judge).
+    Firewall,
     /// Check the benchmark oracle on true renders, one-constraint violations and blurred,
     /// noisy renders of random prompts; writes results/oracle-check.json.
     OracleCheck {
@@ -35,6 +39,23 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Firewall => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has no parent")?;
+            let graph = firewall::workspace_graph(root)?;
+            let v = firewall::violations(&graph);
+            for (name, deps) in &graph {
+                let tag = if firewall::allowed(name) { "may see the oracle" } else { "blind" };
+                let ws: Vec<&String> = deps.iter().filter(|d| graph.contains_key(*d)).collect();
+                println!("{name:<18} {tag:<19} workspace deps: {ws:?}");
+            }
+            if !v.is_empty() {
+                for (name, path) in &v {
+                    eprintln!("firewall broken: {name} reaches scene-oracle via {}", path.join(" -> "));
+                }
+                anyhow::bail!("{} crate(s) break the firewall", v.len());
+            }
+            println!("firewall holds");
+        }
         Cmd::OracleCheck {
             prompts,
             seed,

@@ -85,8 +85,10 @@ pub fn make_splits(seed: u64) -> Splits {
         let total: usize = PER_CATEGORY.iter().sum();
         let mut seen_text = BTreeSet::new();
         let (mut seen, mut unseen) = (Vec::new(), Vec::new());
+        // One third of each evaluation split is unseen where the category can express it.
+        let unseen_target: usize = PER_CATEGORY[1..].iter().map(|q| q / 3).sum();
         for _ in 0..total * 40 {
-            if seen.len() + unseen.len() >= total {
+            if seen.len() + unseen.len().min(unseen_target) >= total {
                 break;
             }
             let p = generate(*cat, &mut rng);
@@ -94,9 +96,11 @@ pub fn make_splits(seed: u64) -> Splits {
                 continue;
             }
             if is_held_out(&p) {
-                unseen.push(p)
+                if unseen.len() < unseen_target {
+                    unseen.push(p);
+                }
             } else {
-                seen.push(p)
+                seen.push(p);
             }
         }
         // Scale quotas down when the category's grammar is small; train keeps at least half.

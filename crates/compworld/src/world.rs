@@ -18,7 +18,7 @@ pub const PATTERN_PERIOD: f32 = 4.0;
 /// Half-thickness of an ink stripe, in units.
 pub const STRIPE_HALF_WIDTH: f32 = 0.8;
 /// Radius of an ink dot, in units.
-pub const DOT_RADIUS: f32 = 1.1;
+pub const DOT_RADIUS: f32 = 1.3;
 /// Background colour (light grey).
 pub const BACKGROUND: [f32; 3] = [0.96, 0.96, 0.96];
 /// Ink used for stripes and dots (near black).
@@ -29,6 +29,8 @@ pub const INK: [f32; 3] = [0.12, 0.12, 0.12];
 pub fn outline_stroke(shape: Shape, side: f32) -> f32 {
     match shape {
         Shape::Cross => (0.1 * side).max(1.0),
+        // A triangle's inside is small: a thinner stroke keeps it open.
+        Shape::Triangle => (0.12 * side).max(1.25),
         _ => (0.15 * side).max(1.25),
     }
 }

@@ -555,46 +555,93 @@ fn fit_shape(
     best
 }
 
-fn texture_of(px: &Pixels, fill: &[bool], unknown: &[bool], scale: f32) -> Texture {
-    let (w, h) = (px.w, px.h);
+/// Reads the texture from the interior (the filled mask eroded by about a unit), unmixing each
+/// pixel against the object's own colour and ink: background showing through means an outline,
+/// no ink means solid; then ink that repeats along rows (stripes) or alternates along rows and
+/// columns alike (dots), measured by correlations at half a pattern period.
+fn texture_of(img: &Image, colour: Colour, fill: &[bool], unknown: &[bool], scale: f32) -> Texture {
+    let (w, h) = (img.width, img.height);
     let r = (scale.round() as usize).max(1);
     let core = erode(fill, w, h, r);
     let interior: Vec<usize> = (0..w * h).filter(|&i| core[i] && !unknown[i]).collect();
     if interior.is_empty() {
         return Texture::Solid;
     }
+    let (u, v) = (sub(colour.rgb(), BACKGROUND), sub(INK, BACKGROUND));
+    let mut beta = vec![0.0f32; w * h];
+    let mut empty = 0.0;
+    for &i in &interior {
+        let (a, b, _) = unmix(sub(img.get(i % w, i / w), BACKGROUND), u, v);
+        beta[i] = b;
+        empty += (1.0 - a - b).max(0.0);
+    }
     let n = interior.len() as f32;
-    let empty = interior
-        .iter()
-        .map(|&i| (1.0 - px.alpha[i] - px.beta[i]).max(0.0))
-        .sum::<f32>()
-        / n;
-    if empty > 0.45 {
+    if empty / n > 0.45 {
         return Texture::Outline;
     }
-    let ink = interior.iter().map(|&i| px.beta[i]).sum::<f32>() / n;
+    let ink = interior.iter().map(|&i| beta[i]).sum::<f32>() / n;
     if ink < 0.07 {
         return Texture::Solid;
     }
-    // Stripes are horizontal: ink at (x, y) predicts ink at (x + lag, y). Dots sit a period
-    // apart, so half a period away is colour: the correlation is negative.
     let lag = ((compworld::world::PATTERN_PERIOD * 0.5 * scale).round() as usize).max(1);
-    let (mut sxy, mut sxx, mut syy) = (0.0f32, 0.0f32, 0.0f32);
-    for &i in &interior {
-        let (x, y) = (i % w, i / w);
-        if x + lag < w && core[y * w + x + lag] && !unknown[y * w + x + lag] {
-            let (a, b) = (px.beta[i] - ink, px.beta[y * w + x + lag] - ink);
-            sxy += a * b;
-            sxx += a * a;
-            syy += b * b;
+    let corr = |dx: usize, dy: usize| {
+        let (mut sxy, mut sxx, mut syy) = (0.0f32, 0.0f32, 0.0f32);
+        for &i in &interior {
+            let (x, y) = (i % w + dx, i / w + dy);
+            if x < w && y < h && core[y * w + x] && !unknown[y * w + x] {
+                let (a, b) = (beta[i] - ink, beta[y * w + x] - ink);
+                sxy += a * b;
+                sxx += a * a;
+                syy += b * b;
+            }
+        }
+        sxy / (sxx * syy).sqrt().max(1e-6)
+    };
+    // Stripes: along a row the ink repeats (+), half a period down it flips (-).
+    // Dots: half a period away is colour in both directions (both -).
+    if corr(lag, 0) - corr(0, lag) > 0.7 { Texture::Striped } else { Texture::Dotted }
+}
+
+/// Whether a small group is the blend of two neighbouring groups' colours (blur mixes a red
+/// and a yellow edge into orange): its pixels are explained by two neighbours' colours at least
+/// as well as by its own. Large groups are always objects.
+fn is_blend(g: &[usize], gi: usize, groups: &[Vec<usize>], group_of: &[usize], px: &Pixels, img: &Image) -> bool {
+    let (w, h) = (px.w, px.h);
+    let scale = w as f32 / CANVAS_UNITS;
+    if g.len() as f32 > 40.0 * scale * scale {
+        return false;
+    }
+    let own = px.label[g[0]];
+    let mut partners: Vec<u8> = Vec::new();
+    for &i in g {
+        for j in neighbours8(i, w, h) {
+            let o = group_of[j];
+            if o != usize::MAX && o != gi && groups[o].len() > g.len() {
+                let l = px.label[groups[o][0]];
+                if l != own && !partners.contains(&l) {
+                    partners.push(l);
+                }
+            }
         }
     }
-    let corr = sxy / (sxx * syy).sqrt().max(1e-6);
-    if corr > 0.2 {
-        Texture::Striped
-    } else {
-        Texture::Dotted
+    if partners.len() < 2 {
+        return false;
     }
+    let own_resid = g.iter().map(|&i| px.resid[i]).sum::<f32>() / g.len() as f32;
+    let u = |l: u8| sub(Colour::ALL[usize::from(l)].rgb(), BACKGROUND);
+    for a in 0..partners.len() {
+        for b in 0..a {
+            let r = g
+                .iter()
+                .map(|&i| unmix(sub(img.get(i % w, i / w), BACKGROUND), u(partners[a]), u(partners[b])).2)
+                .sum::<f32>()
+                / g.len() as f32;
+            if r <= own_resid * 1.2 + 0.003 {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Perceives the objects of an image whose canvas is [`CANVAS_UNITS`] units wide.
@@ -690,14 +737,20 @@ pub fn perceive(img: &Image) -> Perception {
 
     // Drop specks and slivers (no core after one erosion of the filled mask).
     let min_area = (6.0 * scale * scale) as usize;
+    let mut group_of = vec![usize::MAX; n];
+    for (gi, g) in groups.iter().enumerate() {
+        for &i in g {
+            group_of[i] = gi;
+        }
+    }
     let mut owner: Vec<Option<usize>> = vec![None; n];
     let mut kept: Vec<(u8, Vec<usize>)> = Vec::new();
-    for (gi, g) in groups.into_iter().enumerate() {
-        if g.len() < min_area {
+    for (gi, g) in groups.iter().enumerate() {
+        if g.len() < min_area || is_blend(g, gi, &groups, &group_of, &px, img) {
             continue;
         }
         let mut mask = vec![false; n];
-        for &i in &g {
+        for &i in g {
             mask[i] = true;
         }
         for i in 0..n {
@@ -717,10 +770,10 @@ pub fn perceive(img: &Image) -> Perception {
             continue;
         }
         let k = kept.len();
-        for &i in &g {
+        for &i in g {
             owner[i] = Some(k);
         }
-        kept.push((px.label[g[0]], g));
+        kept.push((px.label[g[0]], g.clone()));
     }
     // Ink and dropped pixels join the nearest object (breadth-first through foreground).
     let mut queue: std::collections::VecDeque<usize> =
@@ -803,7 +856,8 @@ pub fn perceive(img: &Image) -> Perception {
         let v = sub(INK, BACKGROUND);
         // A solid object is measured along its colour alone, unclamped: unbiased, and much less
         // noisy than the two-coefficient fit for colours close to grey's direction (blue).
-        let texture = texture_of(&px, &filled, &unknown, scale);
+        let texture =
+            texture_of(img, Colour::ALL[usize::from(kept[o].0)], &filled, &unknown, scale);
         let uu = dot(u, u);
         let cover: Vec<f32> = (0..n)
             .map(|i| {

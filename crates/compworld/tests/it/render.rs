@@ -1,0 +1,80 @@
+use compworld::{Colour, Object, Prompt, Rng, Scene, Shape, Size, Texture, caption, generate, render, sample_scene};
+use compworld::world::{BACKGROUND, INK};
+
+fn one(shape: Shape, texture: Texture) -> Scene {
+    Scene {
+        objects: vec![Object { shape, colour: Colour::Red, texture, size: Size::Large, x: 16.0, y: 16.0 }],
+    }
+}
+
+#[test]
+fn render_is_deterministic_and_resolution_independent() {
+    let mut rng = Rng::new(9);
+    for cat in compworld::Category::ALL {
+        let p = generate(*cat, &mut rng);
+        let s = sample_scene(&p.meaning, &p.text, &mut rng).unwrap();
+        let a = render(&s, 32);
+        assert_eq!(a, render(&s, 32));
+        // The 64 px render averaged over 2x2 blocks is the 32 px render up to anti-aliasing.
+        let b = render(&s, 64);
+        let (mut worst, mut total) = (0.0f32, 0.0f32);
+        for y in 0..32 {
+            for x in 0..32 {
+                for c in 0..3 {
+                    let avg = (0..4).map(|k| b.get(2 * x + k % 2, 2 * y + k / 2)[c]).sum::<f32>() / 4.0;
+                    let d = (avg - a.get(x, y)[c]).abs();
+                    worst = worst.max(d);
+                    total += d;
+                }
+            }
+        }
+        assert!(worst < 0.35 && total / 3072.0 < 0.01, "{}: worst {worst} mean {}", p.text, total / 3072.0);
+    }
+}
+
+#[test]
+fn textures_paint_what_they_say() {
+    let ink_fraction = |img: &compworld::Image| {
+        let mut n = 0;
+        for y in 0..32 {
+            for x in 0..32 {
+                let p = img.get(x, y);
+                n += usize::from((0..3).all(|c| (p[c] - INK[c]).abs() < 0.05));
+            }
+        }
+        n
+    };
+    let bg_centre = |img: &compworld::Image| img.get(16, 16) == BACKGROUND;
+    assert_eq!(ink_fraction(&render(&one(Shape::Square, Texture::Solid), 32)), 0);
+    let striped = ink_fraction(&render(&one(Shape::Square, Texture::Striped), 32));
+    let dotted = ink_fraction(&render(&one(Shape::Square, Texture::Dotted), 32));
+    assert!(striped > 20 && dotted > 4 && striped > dotted, "striped {striped} dotted {dotted}");
+    assert!(bg_centre(&render(&one(Shape::Square, Texture::Outline), 32)));
+    assert!(!bg_centre(&render(&one(Shape::Square, Texture::Solid), 32)));
+    // Stripes are horizontal: a row is all ink or all colour inside the square.
+    let img = render(&one(Shape::Square, Texture::Striped), 32);
+    let row: Vec<[f32; 3]> = (12..20).map(|x| img.get(x, 14)).collect();
+    assert!(row.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn captions_parse_and_describe_every_object() {
+    let mut rng = Rng::new(10);
+    for cat in compworld::Category::ALL {
+        for _ in 0..20 {
+            let p = generate(*cat, &mut rng);
+            let s = sample_scene(&p.meaning, &p.text, &mut rng).unwrap();
+            let c = caption(&s);
+            let q = Prompt::parse(&c.text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(q.meaning.object_count(), s.objects.len(), "{}", c.text);
+            for o in &s.objects {
+                assert!(
+                    q.meaning.phrases.iter().any(|ph| ph.spec.matches(o.shape, o.colour, o.texture, o.size)),
+                    "{:?} not in {}",
+                    o,
+                    c.text
+                );
+            }
+        }
+    }
+}
