@@ -602,48 +602,6 @@ fn texture_of(img: &Image, colour: Colour, fill: &[bool], unknown: &[bool], scal
     if corr(lag, 0) - corr(0, lag) > 0.7 { Texture::Striped } else { Texture::Dotted }
 }
 
-/// Whether a small group is the blend of two neighbouring groups' colours (blur mixes a red
-/// and a yellow edge into orange): its pixels are explained by two neighbours' colours at least
-/// as well as by its own. Large groups are always objects.
-fn is_blend(g: &[usize], gi: usize, groups: &[Vec<usize>], group_of: &[usize], px: &Pixels, img: &Image) -> bool {
-    let (w, h) = (px.w, px.h);
-    let scale = w as f32 / CANVAS_UNITS;
-    if g.len() as f32 > 40.0 * scale * scale {
-        return false;
-    }
-    let own = px.label[g[0]];
-    let mut partners: Vec<u8> = Vec::new();
-    for &i in g {
-        for j in neighbours8(i, w, h) {
-            let o = group_of[j];
-            if o != usize::MAX && o != gi && groups[o].len() > g.len() {
-                let l = px.label[groups[o][0]];
-                if l != own && !partners.contains(&l) {
-                    partners.push(l);
-                }
-            }
-        }
-    }
-    if partners.len() < 2 {
-        return false;
-    }
-    let own_resid = g.iter().map(|&i| px.resid[i]).sum::<f32>() / g.len() as f32;
-    let u = |l: u8| sub(Colour::ALL[usize::from(l)].rgb(), BACKGROUND);
-    for a in 0..partners.len() {
-        for b in 0..a {
-            let r = g
-                .iter()
-                .map(|&i| unmix(sub(img.get(i % w, i / w), BACKGROUND), u(partners[a]), u(partners[b])).2)
-                .sum::<f32>()
-                / g.len() as f32;
-            if r <= own_resid * 1.2 + 0.003 {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 /// Perceives the objects of an image whose canvas is [`CANVAS_UNITS`] units wide.
 pub fn perceive(img: &Image) -> Perception {
     let (w, h) = (img.width, img.height);
@@ -737,16 +695,10 @@ pub fn perceive(img: &Image) -> Perception {
 
     // Drop specks and slivers (no core after one erosion of the filled mask).
     let min_area = (6.0 * scale * scale) as usize;
-    let mut group_of = vec![usize::MAX; n];
-    for (gi, g) in groups.iter().enumerate() {
-        for &i in g {
-            group_of[i] = gi;
-        }
-    }
     let mut owner: Vec<Option<usize>> = vec![None; n];
     let mut kept: Vec<(u8, Vec<usize>)> = Vec::new();
     for (gi, g) in groups.iter().enumerate() {
-        if g.len() < min_area || is_blend(g, gi, &groups, &group_of, &px, img) {
+        if g.len() < min_area {
             continue;
         }
         let mut mask = vec![false; n];
