@@ -49,7 +49,9 @@ fn deps_of(manifest: &toml::Table) -> BTreeSet<String> {
 pub fn workspace_graph(root: &Path) -> Result<Graph> {
     let mut dirs = Vec::new();
     let crates = root.join("crates");
-    for entry in std::fs::read_dir(&crates).with_context(|| format!("reading {}", crates.display()))? {
+    for entry in
+        std::fs::read_dir(&crates).with_context(|| format!("reading {}", crates.display()))?
+    {
         dirs.push(entry?.path());
     }
     for extra in ["xtask", "benchmarks"] {
@@ -63,7 +65,8 @@ pub fn workspace_graph(root: &Path) -> Result<Graph> {
         if !path.exists() {
             continue;
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let manifest: toml::Table =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let name = manifest
@@ -132,7 +135,16 @@ mod tests {
         let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["helper", "reward-local", "trainer", "umm-model"]);
         let (_, path) = v.iter().find(|(n, _)| n == "trainer").unwrap();
-        assert_eq!(path, &["trainer", "reward-local", "umm-model", "helper", "scene-oracle"]);
+        assert_eq!(
+            path,
+            &[
+                "trainer",
+                "reward-local",
+                "umm-model",
+                "helper",
+                "scene-oracle"
+            ]
+        );
     }
 
     #[test]
@@ -150,7 +162,10 @@ mod tests {
     fn this_workspace_keeps_the_firewall() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let graph = workspace_graph(root).unwrap();
-        assert!(graph.contains_key("compworld") && graph.contains_key(ORACLE), "{graph:?}");
+        assert!(
+            graph.contains_key("compworld") && graph.contains_key(ORACLE),
+            "{graph:?}"
+        );
         let v = violations(&graph);
         assert!(v.is_empty(), "crates that reach the oracle: {v:?}");
     }

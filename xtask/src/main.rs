@@ -40,17 +40,26 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Firewall => {
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has no parent")?;
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .context("xtask has no parent")?;
             let graph = firewall::workspace_graph(root)?;
             let v = firewall::violations(&graph);
             for (name, deps) in &graph {
-                let tag = if firewall::allowed(name) { "may see the oracle" } else { "blind" };
+                let tag = if firewall::allowed(name) {
+                    "may see the oracle"
+                } else {
+                    "blind"
+                };
                 let ws: Vec<&String> = deps.iter().filter(|d| graph.contains_key(*d)).collect();
                 println!("{name:<18} {tag:<19} workspace deps: {ws:?}");
             }
             if !v.is_empty() {
                 for (name, path) in &v {
-                    eprintln!("firewall broken: {name} reaches scene-oracle via {}", path.join(" -> "));
+                    eprintln!(
+                        "firewall broken: {name} reaches scene-oracle via {}",
+                        path.join(" -> ")
+                    );
                 }
                 anyhow::bail!("{} crate(s) break the firewall", v.len());
             }

@@ -16,6 +16,9 @@
 //! 5. **Pairwise facts:** how much of each object's amodal shape another one covers
 //!    (occlusion order), adjacency (touching) and containment (inside).
 
+// Pixel loops index several parallel per-pixel arrays at once; ranges read better than zips.
+#![allow(clippy::needless_range_loop)]
+
 use compworld::world::{BACKGROUND, CANVAS_UNITS, INK, SIZE_THRESHOLD_UNITS};
 use compworld::{Colour, Image, Shape, Size, Texture};
 use serde::Serialize;
@@ -307,18 +310,27 @@ fn template(
     (v, [x0, y0, x1, y1])
 }
 
-/// IoU of the template with `fill`, ignoring `unknown` pixels.
-fn score_template(
-    shape: Shape,
-    side: f32,
-    cx: f32,
-    cy: f32,
-    fill: &[bool],
+/// An object's binary evidence for pass-1 fitting.
+#[derive(Clone, Copy)]
+struct Evidence<'a> {
+    /// The object's filled mask.
+    fill: &'a [bool],
     fill_count: usize,
-    unknown: &[bool],
+    /// Pixels of other objects, which may hide this one.
+    unknown: &'a [bool],
     w: usize,
     h: usize,
-) -> f32 {
+}
+
+/// IoU of the template with `fill`, ignoring `unknown` pixels.
+fn score_template(shape: Shape, side: f32, cx: f32, cy: f32, ev: &Evidence) -> f32 {
+    let Evidence {
+        fill,
+        fill_count,
+        unknown,
+        w,
+        h,
+    } = *ev;
     let (t, _) = template(shape, side, cx, cy, w, h);
     let (mut inter, mut t_known, mut hidden) = (0usize, 0usize, 0usize);
     for &i in &t {
@@ -430,6 +442,13 @@ fn fit_shape(
 ) -> Fit {
     let idx: Vec<usize> = (0..w * h).filter(|&i| fill[i]).collect();
     let fill_count = idx.len();
+    let evidence = Evidence {
+        fill,
+        fill_count,
+        unknown,
+        w,
+        h,
+    };
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
     for &i in &idx {
         let (x, y) = (i % w, i / w);
@@ -453,7 +472,7 @@ fn fit_shape(
     for (si, &shape) in Shape::ALL.iter().enumerate() {
         let best = &mut per_shape[si];
         let mut consider = |side: f32, cx: f32, cy: f32| {
-            let iou = score_template(shape, side, cx, cy, fill, fill_count, unknown, w, h);
+            let iou = score_template(shape, side, cx, cy, &evidence);
             // Prefer the smaller template on ties: it needs fewer hidden pixels.
             if iou > best.iou + 1e-4 || (iou > best.iou - 1e-4 && side < best.side) {
                 *best = Fit {
@@ -599,7 +618,11 @@ fn texture_of(img: &Image, colour: Colour, fill: &[bool], unknown: &[bool], scal
     };
     // Stripes: along a row the ink repeats (+), half a period down it flips (-).
     // Dots: half a period away is colour in both directions (both -).
-    if corr(lag, 0) - corr(0, lag) > 0.7 { Texture::Striped } else { Texture::Dotted }
+    if corr(lag, 0) - corr(0, lag) > 0.7 {
+        Texture::Striped
+    } else {
+        Texture::Dotted
+    }
 }
 
 /// Perceives the objects of an image whose canvas is [`CANVAS_UNITS`] units wide.
@@ -787,9 +810,7 @@ pub fn perceive(img: &Image) -> Perception {
     // An object lying wholly within another's filled outline is on top of it: nothing of it
     // is hidden there, so the container's pixels are evidence (mostly "not here"), not unknown.
     let enclosing: Vec<Option<usize>> = (0..k)
-        .map(|o| {
-            (0..k).find(|&a| a != o && (0..n).all(|i| !masks[o][i] || filled_all[a][i]))
-        })
+        .map(|o| (0..k).find(|&a| a != o && (0..n).all(|i| !masks[o][i] || filled_all[a][i])))
         .collect();
     for o in 0..k {
         let unknown: Vec<bool> = (0..n)
@@ -808,17 +829,23 @@ pub fn perceive(img: &Image) -> Perception {
         let v = sub(INK, BACKGROUND);
         // A solid object is measured along its colour alone, unclamped: unbiased, and much less
         // noisy than the two-coefficient fit for colours close to grey's direction (blue).
-        let texture =
-            texture_of(img, Colour::ALL[usize::from(kept[o].0)], &filled, &unknown, scale);
+        let texture = texture_of(
+            img,
+            Colour::ALL[usize::from(kept[o].0)],
+            &filled,
+            &unknown,
+            scale,
+        );
         let uu = dot(u, u);
         let cover: Vec<f32> = (0..n)
             .map(|i| {
                 let d = sub(img.get(i % w, i / w), BACKGROUND);
                 let inner = filled[i] && neighbours8(i, w, h).all(|j| filled[j]);
-                if filled[i] && !edged[i] && owner[i].is_none() {
-                    1.0 // an enclosed hole (inside an outline) belongs to the shape
-                } else if texture == Texture::Outline && inner && !unknown[i] {
-                    1.0 // the stroke's inner edge is still inside the shape
+                // An enclosed hole (inside an outline) belongs to the shape, and so does the
+                // stroke's inner edge.
+                let hole = filled[i] && !edged[i] && owner[i].is_none();
+                if hole || (texture == Texture::Outline && inner && !unknown[i]) {
+                    1.0
                 } else if let Some(other) = (!unknown[i])
                     .then(|| {
                         owner[i].filter(|&x| x != o).or_else(|| {

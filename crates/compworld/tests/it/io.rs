@@ -16,7 +16,12 @@ fn png_round_trip_within_quantisation() {
     let path = tmp("round.png");
     img.save_png(&path).unwrap();
     let back = Image::load_png(&path, 32).unwrap();
-    let worst = img.data.iter().zip(&back.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let worst = img
+        .data
+        .iter()
+        .zip(&back.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(worst <= 0.5 / 255.0 + 1e-6, "{worst}");
     // Planar layout round trip.
     assert_eq!(Image::from_chw(32, 32, &img.to_chw()).unwrap(), img);
@@ -28,20 +33,45 @@ fn bad_pngs_give_clear_errors() {
     let small = tmp("small.png");
     Image::filled(16, 16, [0.5; 3]).save_png(&small).unwrap();
     let e = Image::load_png(&small, 32).unwrap_err().to_string();
-    assert!(e.contains("16x16") && e.contains("expected 32x32") && e.contains("small.png"), "{e}");
+    assert!(
+        e.contains("16x16") && e.contains("expected 32x32") && e.contains("small.png"),
+        "{e}"
+    );
 
     let rgba = tmp("rgba.png");
-    image::save_buffer(&rgba, &[0u8; 32 * 32 * 4], 32, 32, image::ExtendedColorType::Rgba8).unwrap();
+    image::save_buffer(
+        &rgba,
+        &[0u8; 32 * 32 * 4],
+        32,
+        32,
+        image::ExtendedColorType::Rgba8,
+    )
+    .unwrap();
     let e = Image::load_png(&rgba, 32).unwrap_err().to_string();
-    assert!(e.contains("4 channels") && e.contains("expected 8-bit RGB"), "{e}");
+    assert!(
+        e.contains("4 channels") && e.contains("expected 8-bit RGB"),
+        "{e}"
+    );
 
     let grey = tmp("grey.png");
     image::save_buffer(&grey, &[0u8; 32 * 32], 32, 32, image::ExtendedColorType::L8).unwrap();
-    assert!(Image::load_png(&grey, 32).unwrap_err().to_string().contains("1 channels"));
+    assert!(
+        Image::load_png(&grey, 32)
+            .unwrap_err()
+            .to_string()
+            .contains("1 channels")
+    );
 
-    let e = Image::load_png(&tmp("missing.png"), 32).unwrap_err().to_string();
+    let e = Image::load_png(&tmp("missing.png"), 32)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.png"), "{e}");
     let junk = tmp("junk.png");
     std::fs::write(&junk, b"not a png").unwrap();
-    assert!(Image::load_png(&junk, 32).unwrap_err().to_string().contains("junk.png"));
+    assert!(
+        Image::load_png(&junk, 32)
+            .unwrap_err()
+            .to_string()
+            .contains("junk.png")
+    );
 }

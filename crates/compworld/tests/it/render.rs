@@ -1,9 +1,19 @@
-use compworld::{Colour, Object, Prompt, Rng, Scene, Shape, Size, Texture, caption, generate, render, sample_scene};
 use compworld::world::{BACKGROUND, INK};
+use compworld::{
+    Colour, Object, Prompt, Rng, Scene, Shape, Size, Texture, caption, generate, render,
+    sample_scene,
+};
 
 fn one(shape: Shape, texture: Texture) -> Scene {
     Scene {
-        objects: vec![Object { shape, colour: Colour::Red, texture, size: Size::Large, x: 16.0, y: 16.0 }],
+        objects: vec![Object {
+            shape,
+            colour: Colour::Red,
+            texture,
+            size: Size::Large,
+            x: 16.0,
+            y: 16.0,
+        }],
     }
 }
 
@@ -21,14 +31,22 @@ fn render_is_deterministic_and_resolution_independent() {
         for y in 0..32 {
             for x in 0..32 {
                 for c in 0..3 {
-                    let avg = (0..4).map(|k| b.get(2 * x + k % 2, 2 * y + k / 2)[c]).sum::<f32>() / 4.0;
+                    let avg = (0..4)
+                        .map(|k| b.get(2 * x + k % 2, 2 * y + k / 2)[c])
+                        .sum::<f32>()
+                        / 4.0;
                     let d = (avg - a.get(x, y)[c]).abs();
                     worst = worst.max(d);
                     total += d;
                 }
             }
         }
-        assert!(worst < 0.35 && total / 3072.0 < 0.01, "{}: worst {worst} mean {}", p.text, total / 3072.0);
+        assert!(
+            worst < 0.35 && total / 3072.0 < 0.01,
+            "{}: worst {worst} mean {}",
+            p.text,
+            total / 3072.0
+        );
     }
 }
 
@@ -45,11 +63,20 @@ fn textures_paint_what_they_say() {
         n
     };
     let bg_centre = |img: &compworld::Image| img.get(16, 16) == BACKGROUND;
-    assert_eq!(ink_fraction(&render(&one(Shape::Square, Texture::Solid), 32)), 0);
+    assert_eq!(
+        ink_fraction(&render(&one(Shape::Square, Texture::Solid), 32)),
+        0
+    );
     let striped = ink_fraction(&render(&one(Shape::Square, Texture::Striped), 32));
     let dotted = ink_fraction(&render(&one(Shape::Square, Texture::Dotted), 32));
-    assert!(striped > 20 && dotted > 4 && striped > dotted, "striped {striped} dotted {dotted}");
-    assert!(bg_centre(&render(&one(Shape::Square, Texture::Outline), 32)));
+    assert!(
+        striped > 20 && dotted > 4 && striped > dotted,
+        "striped {striped} dotted {dotted}"
+    );
+    assert!(bg_centre(&render(
+        &one(Shape::Square, Texture::Outline),
+        32
+    )));
     assert!(!bg_centre(&render(&one(Shape::Square, Texture::Solid), 32)));
     // Stripes are horizontal: a row is all ink or all colour inside the square.
     let img = render(&one(Shape::Square, Texture::Striped), 32);
@@ -69,7 +96,10 @@ fn captions_parse_and_describe_every_object() {
             assert_eq!(q.meaning.object_count(), s.objects.len(), "{}", c.text);
             for o in &s.objects {
                 assert!(
-                    q.meaning.phrases.iter().any(|ph| ph.spec.matches(o.shape, o.colour, o.texture, o.size)),
+                    q.meaning
+                        .phrases
+                        .iter()
+                        .any(|ph| ph.spec.matches(o.shape, o.colour, o.texture, o.size)),
                     "{:?} not in {}",
                     o,
                     c.text

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
-use compworld::splits::{PER_CATEGORY, SPLIT_NAMES, is_held_out, load_split, make_splits};
 use compworld::Category;
+use compworld::splits::{PER_CATEGORY, SPLIT_NAMES, is_held_out, load_split, make_splits};
 
 fn splits_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/splits")
@@ -12,8 +12,13 @@ fn committed_splits_regenerate_byte_for_byte() {
     let s = make_splits(2026);
     for (k, name) in SPLIT_NAMES.iter().enumerate() {
         let path = splits_dir().join(format!("{name}.tsv"));
-        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(committed == s.file_text(k), "{} differs from `compworld splits --seed 2026`", path.display());
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == s.file_text(k),
+            "{} differs from `compworld splits --seed 2026`",
+            path.display()
+        );
     }
 }
 
@@ -22,10 +27,18 @@ fn train_is_disjoint_and_never_binds_held_out_combinations() {
     let s = make_splits(2026);
     let train: std::collections::BTreeSet<&str> =
         s.splits[0].iter().map(|e| e.prompt.text.as_str()).collect();
-    assert!(s.splits[0].iter().all(|e| !e.unseen && !is_held_out(&e.prompt)));
-    for k in 1..4 {
-        for e in &s.splits[k] {
-            assert!(!train.contains(e.prompt.text.as_str()), "{} in train and {}", e.prompt.text, SPLIT_NAMES[k]);
+    assert!(
+        s.splits[0]
+            .iter()
+            .all(|e| !e.unseen && !is_held_out(&e.prompt))
+    );
+    for (name, split) in SPLIT_NAMES.iter().zip(&s.splits).skip(1) {
+        for e in split {
+            assert!(
+                !train.contains(e.prompt.text.as_str()),
+                "{} in train and {name}",
+                e.prompt.text
+            );
             assert_eq!(e.unseen, is_held_out(&e.prompt));
         }
     }
@@ -33,10 +46,17 @@ fn train_is_disjoint_and_never_binds_held_out_combinations() {
     for (k, split) in s.splits.iter().enumerate() {
         for cat in Category::ALL {
             let n = split.iter().filter(|e| e.prompt.category == *cat).count();
-            assert!(n > 0 && n <= PER_CATEGORY[k], "{} {cat}: {n}", SPLIT_NAMES[k]);
+            assert!(
+                n > 0 && n <= PER_CATEGORY[k],
+                "{} {cat}: {n}",
+                SPLIT_NAMES[k]
+            );
         }
     }
-    let unseen_colour = s.splits[3].iter().filter(|e| e.unseen && e.prompt.category == Category::Colour).count();
+    let unseen_colour = s.splits[3]
+        .iter()
+        .filter(|e| e.unseen && e.prompt.category == Category::Colour)
+        .count();
     assert!(unseen_colour >= PER_CATEGORY[3] / 4, "{unseen_colour}");
 }
 
@@ -49,13 +69,25 @@ fn loading_a_split_parses_every_prompt_and_reports_bad_lines() {
     let dir = std::env::temp_dir().join(format!("compworld-split-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.tsv");
-    std::fs::write(&bad, "category\tunseen\tprompt\ncolor\t0\ta red circle\ncolor\t0\ta red unicorn\n").unwrap();
+    std::fs::write(
+        &bad,
+        "category\tunseen\tprompt\ncolor\t0\ta red circle\ncolor\t0\ta red unicorn\n",
+    )
+    .unwrap();
     let e = load_split(&bad).unwrap_err().to_string();
     assert!(e.contains(":3:") && e.contains("'unicorn'"), "{e}");
     std::fs::write(&bad, "colour\t0\ta red circle\n").unwrap();
     let e = load_split(&bad).unwrap_err().to_string();
-    assert!(e.contains(":1:") && e.contains("unknown category 'colour'"), "{e}");
+    assert!(
+        e.contains(":1:") && e.contains("unknown category 'colour'"),
+        "{e}"
+    );
     std::fs::write(&bad, "color\ta red circle\n").unwrap();
-    assert!(load_split(&bad).unwrap_err().to_string().contains("3 tab-separated columns"));
+    assert!(
+        load_split(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("3 tab-separated columns")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
