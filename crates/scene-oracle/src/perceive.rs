@@ -582,7 +582,10 @@ fn texture_of(img: &Image, colour: Colour, fill: &[bool], unknown: &[bool], scal
     let (w, h) = (img.width, img.height);
     let r = (scale.round() as usize).max(1);
     let core = erode(fill, w, h, r);
-    let interior: Vec<usize> = (0..w * h).filter(|&i| core[i] && !unknown[i]).collect();
+    // Pixels next to another object blend with it under blur; they say nothing of texture.
+    let interior: Vec<usize> = (0..w * h)
+        .filter(|&i| core[i] && !unknown[i] && neighbours8(i, w, h).all(|j| !unknown[j]))
+        .collect();
     if interior.is_empty() {
         return Texture::Solid;
     }
@@ -623,6 +626,177 @@ fn texture_of(img: &Image, colour: Colour, fill: &[bool], unknown: &[bool], scal
     } else {
         Texture::Dotted
     }
+}
+
+/// Pieces enclosed by the same container that touch each other are one object: blur blends a
+/// small object's edge with its container into a ring of a third colour (red on green reads
+/// yellow), which would otherwise be an object of its own. The merged object takes the colour
+/// that, together with the container's, best explains all its pixels.
+fn merge_enclosed(
+    mut owner: Vec<Option<usize>>,
+    mut kept: Vec<(u8, Vec<usize>)>,
+    px: &Pixels,
+    img: &Image,
+) -> (Vec<Option<usize>>, Vec<(u8, Vec<usize>)>) {
+    let (w, h) = (px.w, px.h);
+    let n = w * h;
+    let k = kept.len();
+    let masks: Vec<Vec<bool>> = (0..k)
+        .map(|o| owner.iter().map(|&x| x == Some(o)).collect())
+        .collect();
+    let area: Vec<usize> = masks
+        .iter()
+        .map(|m| m.iter().filter(|&&b| b).count())
+        .collect();
+    let rings: Vec<Vec<Option<usize>>> = (0..k)
+        .map(|o| ring_owners(&masks[o], &owner, w, h))
+        .collect();
+    // Pieces that hardly touch the background are embedded in something; embedded pieces that
+    // touch each other form one candidate, and a candidate whose ring is mostly one much larger
+    // object lies inside that object.
+    let embedded: Vec<bool> = rings
+        .iter()
+        .map(|r| r.iter().filter(|x| x.is_none()).count() * 4 <= r.len())
+        .collect();
+    let mut cand: Vec<usize> = (0..k).collect();
+    for i in 0..n {
+        let Some(a) = owner[i] else { continue };
+        for j in neighbours8(i, w, h) {
+            if let Some(b) = owner[j]
+                && a != b
+                && embedded[a]
+                && embedded[b]
+            {
+                let (ra, rb) = (find(&mut cand, a), find(&mut cand, b));
+                cand[ra] = rb;
+            }
+        }
+    }
+    let mut container: Vec<Option<usize>> = vec![None; k];
+    for root in 0..k {
+        let members: Vec<usize> = (0..k)
+            .filter(|&o| embedded[o] && find(&mut cand, o) == root)
+            .collect();
+        if members.len() < 2 {
+            continue;
+        }
+        let total: usize = members.iter().map(|&o| area[o]).sum();
+        let mut counts = vec![0usize; k];
+        let mut ring_len = 0usize;
+        for &o in &members {
+            for x in &rings[o] {
+                if x.is_none_or(|y| !members.contains(&y)) {
+                    ring_len += 1;
+                    if let Some(y) = x {
+                        counts[*y] += 1;
+                    }
+                }
+            }
+        }
+        if let Some(a) = (0..k).find(|&a| counts[a] * 5 >= ring_len * 3 && area[a] * 2 > total * 3)
+        {
+            for &o in &members {
+                container[o] = Some(a);
+            }
+        }
+    }
+    if std::env::var("SRUM_ORACLE_DEBUG").is_ok() {
+        for o in 0..k {
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            for x in &rings[o] {
+                *counts.entry(format!("{x:?}")).or_default() += 1;
+            }
+            eprintln!(
+                "  piece {o} ({:?}, {} px): ring {counts:?}, container {:?}",
+                Colour::ALL[usize::from(kept[o].0)],
+                area[o],
+                container[o]
+            );
+        }
+    }
+    let mut parent: Vec<usize> = (0..k).collect();
+    for i in 0..n {
+        let Some(a) = owner[i] else { continue };
+        for j in neighbours8(i, w, h) {
+            if let Some(b) = owner[j]
+                && a != b
+                && container[a].is_some()
+                && container[a] == container[b]
+            {
+                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                parent[ra] = rb;
+            }
+        }
+    }
+    let mut changed = false;
+    for root in 0..k {
+        let members: Vec<usize> = (0..k).filter(|&o| find(&mut parent, o) == root).collect();
+        if members.len() < 2 {
+            continue;
+        }
+        let Some(c) = container[members[0]] else {
+            continue;
+        };
+        let uc = sub(Colour::ALL[usize::from(kept[c].0)].rgb(), BACKGROUND);
+        let pixels: Vec<usize> = members
+            .iter()
+            .flat_map(|&o| kept_pixels(&owner, o))
+            .collect();
+        let best = members
+            .iter()
+            .map(|&o| {
+                let u = sub(Colour::ALL[usize::from(kept[o].0)].rgb(), BACKGROUND);
+                let r: f32 = pixels
+                    .iter()
+                    .map(|&i| unmix(sub(img.get(i % w, i / w), BACKGROUND), u, uc).2)
+                    .sum();
+                (o, r)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(o, _)| o)
+            .unwrap_or(members[0]);
+        for &i in &pixels {
+            owner[i] = Some(best);
+        }
+        changed = true;
+    }
+    if !changed {
+        return (owner, kept);
+    }
+    // Compact: objects left without pixels disappear.
+    let mut remap = vec![None; k];
+    let mut new_kept = Vec::new();
+    for o in 0..k {
+        let pix = kept_pixels(&owner, o);
+        if !pix.is_empty() {
+            remap[o] = Some(new_kept.len());
+            new_kept.push((kept[o].0, pix));
+        }
+    }
+    for x in owner.iter_mut() {
+        *x = x.and_then(|o| remap[o]);
+    }
+    kept = new_kept;
+    (owner, kept)
+}
+
+/// The owners (None = background) of the pixels that ring a mask, each pixel once.
+fn ring_owners(mask: &[bool], owner: &[Option<usize>], w: usize, h: usize) -> Vec<Option<usize>> {
+    let mut seen = vec![false; w * h];
+    let mut ring = Vec::new();
+    for i in (0..w * h).filter(|&i| mask[i]) {
+        for j in neighbours8(i, w, h) {
+            if !mask[j] && !seen[j] {
+                seen[j] = true;
+                ring.push(owner[j]);
+            }
+        }
+    }
+    ring
+}
+
+fn kept_pixels(owner: &[Option<usize>], o: usize) -> Vec<usize> {
+    (0..owner.len()).filter(|&i| owner[i] == Some(o)).collect()
 }
 
 /// Perceives the objects of an image whose canvas is [`CANVAS_UNITS`] units wide.
@@ -779,6 +953,7 @@ pub fn perceive(img: &Image) -> Perception {
     for (i, b) in reassigned {
         owner[i] = Some(b);
     }
+    let (owner, kept) = merge_enclosed(owner, kept, &px, img);
 
     // 3-4. Per object: filled mask, shape fit with other objects unknown, texture.
     let k = kept.len();
@@ -807,10 +982,24 @@ pub fn perceive(img: &Image) -> Perception {
             fill_holes(&edged, w, h)
         })
         .collect();
-    // An object lying wholly within another's filled outline is on top of it: nothing of it
-    // is hidden there, so the container's pixels are evidence (mostly "not here"), not unknown.
+    // An object lying within another (inside its filled outline, or ringed by it almost all
+    // round) is on top of it: nothing of it is hidden there, so the container's pixels are
+    // evidence (mostly "not here"), not unknown.
+    let area: Vec<usize> = masks
+        .iter()
+        .map(|m| m.iter().filter(|&&b| b).count())
+        .collect();
     let enclosing: Vec<Option<usize>> = (0..k)
-        .map(|o| (0..k).find(|&a| a != o && (0..n).all(|i| !masks[o][i] || filled_all[a][i])))
+        .map(|o| {
+            let ring = ring_owners(&masks[o], &owner, w, h);
+            (0..k).find(|&a| {
+                a != o
+                    && ((0..n).all(|i| !masks[o][i] || filled_all[a][i])
+                        || (area[a] * 2 > area[o] * 3
+                            && ring.iter().filter(|&&x| x == Some(a)).count() * 20
+                                >= ring.len() * 17))
+            })
+        })
         .collect();
     for o in 0..k {
         let unknown: Vec<bool> = (0..n)
@@ -829,11 +1018,12 @@ pub fn perceive(img: &Image) -> Perception {
         let v = sub(INK, BACKGROUND);
         // A solid object is measured along its colour alone, unclamped: unbiased, and much less
         // noisy than the two-coefficient fit for colours close to grey's direction (blue).
+        let foreign: Vec<bool> = (0..n).map(|i| owner[i].is_some_and(|x| x != o)).collect();
         let texture = texture_of(
             img,
             Colour::ALL[usize::from(kept[o].0)],
             &filled,
-            &unknown,
+            &foreign,
             scale,
         );
         let uu = dot(u, u);
@@ -867,6 +1057,40 @@ pub fn perceive(img: &Image) -> Perception {
                 }
             })
             .collect();
+        if std::env::var("SRUM_ORACLE_DEBUG").is_ok()
+            && masks[o].iter().filter(|&&b| b).count() < 60
+        {
+            let idx: Vec<usize> = (0..n).filter(|&i| masks[o][i]).collect();
+            let (x0, x1) = (
+                idx.iter()
+                    .map(|i| i % w)
+                    .min()
+                    .unwrap_or(0)
+                    .saturating_sub(2),
+                idx.iter().map(|i| i % w).max().unwrap_or(0) + 3,
+            );
+            let (y0, y1) = (
+                idx.iter()
+                    .map(|i| i / w)
+                    .min()
+                    .unwrap_or(0)
+                    .saturating_sub(2),
+                idx.iter().map(|i| i / w).max().unwrap_or(0) + 3,
+            );
+            for y in y0..y1.min(h) {
+                let row: Vec<String> = (x0..x1.min(w))
+                    .map(|x| {
+                        let i = y * w + x;
+                        if unknown[i] {
+                            "  ?".into()
+                        } else {
+                            format!("{:3.0}", cover[i] * 10.0)
+                        }
+                    })
+                    .collect();
+                eprintln!("  cover {}", row.join(""));
+            }
+        }
         let fit = fit_shape(&fill, &cover, &unknown, w, h, search, scale);
         let (t, _) = template(fit.shape, fit.side, fit.cx, fit.cy, w, h);
         let mut tmask = vec![false; n];
