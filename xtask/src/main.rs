@@ -76,7 +76,17 @@ fn main() -> Result<()> {
                 "resolution must be 32 or 64, got {resolution}"
             );
             let start = std::time::Instant::now();
-            let report = scene_oracle::check::oracle_check(seed, prompts, resolution);
+            let bar = indicatif::ProgressBar::new(prompts as u64).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:40}] {pos}/{len} prompts, eta {eta}",
+                )?
+                .progress_chars("=> "),
+            );
+            let report =
+                scene_oracle::check::oracle_check_with_progress(seed, prompts, resolution, &|| {
+                    bar.inc(1)
+                });
+            bar.finish_and_clear();
             let wall = start.elapsed().as_secs_f64();
             let mut json = serde_json::to_value(&report)?;
             json["command"] = format!(

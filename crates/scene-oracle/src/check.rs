@@ -147,10 +147,24 @@ fn run_one(seed: u64, i: usize, resolution: usize, sigma: f32) -> One {
 
 /// Runs the check on `prompts` random prompts (categories in turn) at `resolution` pixels.
 pub fn oracle_check(seed: u64, prompts: usize, resolution: usize) -> CheckReport {
+    oracle_check_with_progress(seed, prompts, resolution, &|| {})
+}
+
+/// [`oracle_check`], calling `tick` once per finished prompt (from worker threads).
+pub fn oracle_check_with_progress(
+    seed: u64,
+    prompts: usize,
+    resolution: usize,
+    tick: &(dyn Fn() + Sync),
+) -> CheckReport {
     let sigma = 0.05;
     let runs: Vec<One> = (0..prompts)
         .into_par_iter()
-        .map(|i| run_one(seed, i, resolution, sigma))
+        .map(|i| {
+            let one = run_one(seed, i, resolution, sigma);
+            tick();
+            one
+        })
         .collect();
     summarise(seed, prompts, resolution, sigma, runs)
 }
