@@ -2,6 +2,8 @@
 //!
 //! Geometry it guarantees (and the oracle's thresholds sit safely inside):
 //! - every object lies inside the canvas with a 1-unit margin;
+//! - objects whose colour the prompt leaves free get colours no other object has (while the
+//!   palette lasts);
 //! - unrelated objects keep a bounding-box gap of at least [`FREE_GAP`] units;
 //! - 2D relations: the centre offset along the relation's axis is at least ~3x the other;
 //! - `near`/`next to`: bounding-box gap in [2, 4] units; `far`: at least 9;
@@ -82,12 +84,23 @@ fn try_sample(m: &Meaning, rng: &mut Rng, prefer_small: bool) -> Option<Scene> {
                 };
                 *rng.pick(&pool)
             });
+            // A free colour differs from every stated colour and, while colours last, from
+            // every object drawn so far: two same-coloured objects that touch, overlap or nest
+            // would read as one.
+            let used: Vec<Colour> = slots.iter().map(|s| s.obj.colour).collect();
             let colour = p.spec.colour.unwrap_or_else(|| {
-                let free: Vec<Colour> = Colour::ALL
+                let mut free: Vec<Colour> = Colour::ALL
                     .iter()
                     .copied()
-                    .filter(|c| !specified_colours.contains(c))
+                    .filter(|c| !specified_colours.contains(c) && !used.contains(c))
                     .collect();
+                if free.is_empty() {
+                    free = Colour::ALL
+                        .iter()
+                        .copied()
+                        .filter(|c| !specified_colours.contains(c))
+                        .collect();
+                }
                 if free.is_empty() {
                     *rng.pick(Colour::ALL)
                 } else {

@@ -56,6 +56,12 @@ pub struct Perception {
 }
 
 const BG: u8 = 255;
+
+/// `SRUM_ORACLE_DEBUG=1` prints the fitting evidence to stderr (read once).
+fn debug_enabled() -> bool {
+    static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("SRUM_ORACLE_DEBUG").is_some())
+}
 const INK_LABEL: u8 = 254;
 
 struct Pixels {
@@ -523,7 +529,7 @@ fn fit_shape(
         iou: 0.0,
         score: f32::NEG_INFINITY,
     };
-    let debug = std::env::var("SRUM_ORACLE_DEBUG").is_ok();
+    let debug = debug_enabled();
     // One window for every candidate: the visible box grown by the largest template's reach.
     let reach = per_shape.iter().map(|f| f.side).fold(base, f32::max) + 1.0 - base + 3.0;
     let window = [
@@ -672,7 +678,7 @@ fn merge_enclosed(
             }
         }
     }
-    let mut container: Vec<Option<usize>> = vec![None; k];
+    let mut changed = false;
     for root in 0..k {
         let members: Vec<usize> = (0..k)
             .filter(|&o| embedded[o] && find(&mut cand, o) == root)
@@ -693,50 +699,11 @@ fn merge_enclosed(
                 }
             }
         }
-        if let Some(a) = (0..k).find(|&a| counts[a] * 5 >= ring_len * 3 && area[a] * 2 > total * 3)
-        {
-            for &o in &members {
-                container[o] = Some(a);
-            }
+        let container = (0..k).find(|&a| counts[a] * 5 >= ring_len * 3 && area[a] * 2 > total * 3);
+        if debug_enabled() {
+            eprintln!("  embedded pieces {members:?} ({total} px): container {container:?}");
         }
-    }
-    if std::env::var("SRUM_ORACLE_DEBUG").is_ok() {
-        for o in 0..k {
-            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-            for x in &rings[o] {
-                *counts.entry(format!("{x:?}")).or_default() += 1;
-            }
-            eprintln!(
-                "  piece {o} ({:?}, {} px): ring {counts:?}, container {:?}",
-                Colour::ALL[usize::from(kept[o].0)],
-                area[o],
-                container[o]
-            );
-        }
-    }
-    let mut parent: Vec<usize> = (0..k).collect();
-    for i in 0..n {
-        let Some(a) = owner[i] else { continue };
-        for j in neighbours8(i, w, h) {
-            if let Some(b) = owner[j]
-                && a != b
-                && container[a].is_some()
-                && container[a] == container[b]
-            {
-                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-                parent[ra] = rb;
-            }
-        }
-    }
-    let mut changed = false;
-    for root in 0..k {
-        let members: Vec<usize> = (0..k).filter(|&o| find(&mut parent, o) == root).collect();
-        if members.len() < 2 {
-            continue;
-        }
-        let Some(c) = container[members[0]] else {
-            continue;
-        };
+        let Some(c) = container else { continue };
         let uc = sub(Colour::ALL[usize::from(kept[c].0)].rgb(), BACKGROUND);
         let pixels: Vec<usize> = members
             .iter()
@@ -753,8 +720,7 @@ fn merge_enclosed(
                 (o, r)
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(o, _)| o)
-            .unwrap_or(members[0]);
+            .map_or(members[0], |(o, _)| o);
         for &i in &pixels {
             owner[i] = Some(best);
         }
@@ -1057,9 +1023,7 @@ pub fn perceive(img: &Image) -> Perception {
                 }
             })
             .collect();
-        if std::env::var("SRUM_ORACLE_DEBUG").is_ok()
-            && masks[o].iter().filter(|&&b| b).count() < 60
-        {
+        if debug_enabled() && masks[o].iter().filter(|&&b| b).count() < 60 {
             let idx: Vec<usize> = (0..n).filter(|&i| masks[o][i]).collect();
             let (x0, x1) = (
                 idx.iter()
