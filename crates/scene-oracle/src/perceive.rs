@@ -634,16 +634,19 @@ fn texture_of(img: &Image, colour: Colour, fill: &[bool], unknown: &[bool], scal
     }
 }
 
+/// Kept pieces: colour label and pixel indices.
+type Pieces = Vec<(u8, Vec<usize>)>;
+
 /// Pieces enclosed by the same container that touch each other are one object: blur blends a
 /// small object's edge with its container into a ring of a third colour (red on green reads
 /// yellow), which would otherwise be an object of its own. The merged object takes the colour
 /// that, together with the container's, best explains all its pixels.
 fn merge_enclosed(
     mut owner: Vec<Option<usize>>,
-    mut kept: Vec<(u8, Vec<usize>)>,
+    mut kept: Pieces,
     px: &Pixels,
     img: &Image,
-) -> (Vec<Option<usize>>, Vec<(u8, Vec<usize>)>) {
+) -> (Vec<Option<usize>>, Pieces) {
     let (w, h) = (px.w, px.h);
     let n = w * h;
     let k = kept.len();
