@@ -227,3 +227,21 @@ fn perception_reads_size_and_position() {
             .is_empty()
     );
 }
+
+#[test]
+fn captions_are_true_of_their_scenes() {
+    // The caption is written from the scene; the oracle reads only the pixels. They agree.
+    let mut rng = compworld::Rng::new(21);
+    let (mut total, mut n) = (0.0, 0);
+    for cat in compworld::Category::ALL {
+        for _ in 0..10 {
+            let p = compworld::generate(*cat, &mut rng);
+            let scene = compworld::sample_scene(&p.meaning, &p.text, &mut rng).unwrap();
+            let c = compworld::caption(&scene);
+            total += scene_oracle::score(&render(&scene, 32), &c).score;
+            n += 1;
+        }
+    }
+    let mean = total / n as f32;
+    assert!(mean >= 0.97, "captions scored {mean}");
+}
