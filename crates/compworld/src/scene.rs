@@ -81,41 +81,4 @@ impl Scene {
             covered as f32 / inside as f32
         }
     }
-
-    /// Smallest distance (units) between the two shapes, 0 if they overlap; sampled on the
-    /// boundary of `a` at 0.25-unit resolution against `b`, which is exact enough for placement.
-    pub fn shape_distance(a: &Object, b: &Object) -> f32 {
-        let step = 0.25;
-        let pts = |o: &Object| {
-            let [x0, y0, x1, y1] = o.bbox();
-            let mut v = Vec::new();
-            let mut y = y0 + step * 0.5;
-            while y < y1 {
-                let mut x = x0 + step * 0.5;
-                while x < x1 {
-                    if o.contains(x, y) {
-                        v.push((x, y));
-                    }
-                    x += step;
-                }
-                y += step;
-            }
-            v
-        };
-        let pa = pts(a);
-        let pb = pts(b);
-        let mut best = f32::INFINITY;
-        for &(ax, ay) in &pa {
-            for &(bx, by) in &pb {
-                let d = (ax - bx).powi(2) + (ay - by).powi(2);
-                if d < best {
-                    best = d;
-                }
-            }
-            if best == 0.0 {
-                break;
-            }
-        }
-        (best.sqrt() - step).max(0.0)
-    }
 }

@@ -19,7 +19,7 @@
 // Pixel loops index several parallel per-pixel arrays at once; ranges read better than zips.
 #![allow(clippy::needless_range_loop)]
 
-use compworld::world::{BACKGROUND, CANVAS_UNITS, INK, SIZE_THRESHOLD_UNITS};
+use compworld::world::{BACKGROUND, CANVAS_UNITS, INK};
 use compworld::{Colour, Image, Shape, Size, Texture};
 use serde::Serialize;
 
@@ -1070,11 +1070,7 @@ pub fn perceive(img: &Image) -> Perception {
             shape: fit.shape,
             colour: Colour::ALL[usize::from(kept[o].0)],
             texture,
-            size: if side < SIZE_THRESHOLD_UNITS {
-                Size::Small
-            } else {
-                Size::Large
-            },
+            size: Size::from_units(side),
             centre: [cx, cy],
             side,
             bbox: [
