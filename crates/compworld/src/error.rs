@@ -13,8 +13,8 @@ pub enum Error {
     #[error("unknown category '{0}' (expected one of: {1})")]
     UnknownCategory(String, String),
     /// No scene satisfying the prompt could be placed on the canvas.
-    #[error("no scene satisfies \"{0}\" within the placement budget")]
-    Unsatisfiable(String),
+    #[error("no scene satisfies \"{0}\": {1}")]
+    Unsatisfiable(String, String),
     /// A malformed or unsupported image.
     #[error("{0}")]
     Image(String),

@@ -26,6 +26,25 @@ const ATTEMPTS: usize = 400;
 
 /// Samples a scene satisfying `meaning`. `text` is only used in the error message.
 pub fn sample_scene(meaning: &Meaning, text: &str, rng: &mut Rng) -> Result<Scene> {
+    let fail = |why: &str| Err(Error::Unsatisfiable(text.to_string(), why.to_string()));
+    if meaning.object_count() > crate::scene::MAX_OBJECTS {
+        return fail("a scene holds at most 6 objects");
+    }
+    for r in &meaning.relations {
+        let container = if r.rel == Relation::Inside { r.b } else { r.a };
+        let containment = matches!(r.rel, Relation::Inside | Relation::Around);
+        if containment
+            && meaning.phrases[container]
+                .spec
+                .shape
+                .is_some_and(|s| !matches!(s, Shape::Circle | Shape::Square))
+        {
+            return fail("only a circle or a square can hold another object");
+        }
+        if meaning.phrases[r.a].count != 1 || meaning.phrases[r.b].count != 1 {
+            return fail("a relation must be between two single objects");
+        }
+    }
     for attempt in 0..ATTEMPTS {
         // After half the budget, shrink every object whose size is free.
         let prefer_small = attempt >= ATTEMPTS / 2;
@@ -33,7 +52,7 @@ pub fn sample_scene(meaning: &Meaning, text: &str, rng: &mut Rng) -> Result<Scen
             return Ok(scene);
         }
     }
-    Err(Error::Unsatisfiable(text.to_string()))
+    fail("no placement found within the sampling budget (too many or too large objects?)")
 }
 
 struct Slot {
