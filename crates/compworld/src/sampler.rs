@@ -483,6 +483,26 @@ mod tests {
     use crate::prompt::Category;
 
     #[test]
+    fn impossible_prompts_say_why() {
+        let mut rng = Rng::new(1);
+        let p = crate::Prompt::parse("a small red circle inside a large triangle").unwrap();
+        let e = sample_scene(&p.meaning, &p.text, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only a circle or a square can hold"), "{e}");
+        let p = crate::Prompt::parse("two circles touching a square").unwrap();
+        let e = sample_scene(&p.meaning, &p.text, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("two single objects"), "{e}");
+        let p = crate::Prompt::parse("four circles and three squares").unwrap();
+        let e = sample_scene(&p.meaning, &p.text, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 6 objects"), "{e}");
+    }
+
+    #[test]
     fn every_category_samples() {
         let mut rng = Rng::new(11);
         for cat in Category::ALL {
