@@ -76,17 +76,18 @@ fn run_one(seed: u64, i: usize, resolution: usize, sigma: f32) -> One {
     let scene = sample_scene(&prompt.meaning, &prompt.text, &mut rng)
         .expect("generated prompts are always drawable");
     let img = render(&scene, resolution);
+    let miss = |what: String, v: &crate::Verdict| Miss {
+        index: i,
+        what,
+        category,
+        prompt: prompt.text.clone(),
+        score: v.score,
+        failed: failed(v),
+    };
     let mut misses = Vec::new();
     let t = score(&img, &prompt);
     if t.score < 1.0 {
-        misses.push(Miss {
-            index: i,
-            what: "true".into(),
-            category,
-            prompt: prompt.text.clone(),
-            score: t.score,
-            failed: failed(&t),
-        });
+        misses.push(miss("true".into(), &t));
     }
     let noisy = img.box_blur3().add_noise(sigma, &mut rng);
     let nv = score(&noisy, &prompt);
@@ -102,14 +103,7 @@ fn run_one(seed: u64, i: usize, resolution: usize, sigma: f32) -> One {
         }
     }
     if nv.score < 1.0 {
-        misses.push(Miss {
-            index: i,
-            what: "noisy".into(),
-            category,
-            prompt: prompt.text.clone(),
-            score: nv.score,
-            failed: failed(&nv),
-        });
+        misses.push(miss("noisy".into(), &nv));
     }
     // One violation: a kind drawn uniformly among those that apply and can be drawn.
     let mut kinds = applicable(&prompt.meaning);
@@ -124,14 +118,7 @@ fn run_one(seed: u64, i: usize, resolution: usize, sigma: f32) -> One {
         };
         let v = score(&render(&bad, resolution), &prompt);
         if v.score >= t.score {
-            misses.push(Miss {
-                index: i,
-                what: format!("violation {} not lower", kind.name()),
-                category,
-                prompt: prompt.text.clone(),
-                score: v.score,
-                failed: failed(&v),
-            });
+            misses.push(miss(format!("violation {} not lower", kind.name()), &v));
         }
         violation = Some((kind, v.score));
         break;
