@@ -1,0 +1,221 @@
+//! Model configuration: every field documented, named presets, TOML in and out with unknown
+//! keys rejected.
+//!
+//! Sizes of the presets, for the planned Mixture-of-Transformers (two experts, each with its
+//! own norms, QKV/O and MLP per layer: about `(4 + 2 * mlp_ratio) * d_model^2` weights per
+//! expert and layer, before embeddings and heads): `tiny` has about 1.05M (the CPU default),
+//! `small` about 6.3M, `base` about 75M (GPU), `micro` about 33k (tests).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Configuration of the unified model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UmmConfig {
+    /// Width of every token, text and image alike.
+    pub d_model: usize,
+    /// Number of transformer layers.
+    pub n_layers: usize,
+    /// Attention heads per layer; must divide `d_model`.
+    pub n_heads: usize,
+    /// MLP hidden width as a multiple of `d_model`.
+    pub mlp_ratio: usize,
+    /// `false`: Mixture-of-Transformers, separate weights (norms, QKV/O, MLP) for
+    /// understanding tokens (text and clean image) and generation tokens (BAGEL-like).
+    /// `true`: one shared set of weights (Janus/Show-o-like dense model).
+    pub dense: bool,
+    /// Image side in pixels: 32 (default) or 64.
+    pub resolution: usize,
+    /// Side of a square image patch in pixels; each patch is one token.
+    pub patch: usize,
+    /// Longest text, in tokens, including the begin and end tokens.
+    pub max_text_len: usize,
+    /// Size of the text vocabulary; must match the tokenizer's.
+    pub vocab_size: usize,
+    /// Width of the sinusoidal timestep features fed to the timestep MLP.
+    pub time_freq_dim: usize,
+}
+
+/// Names accepted by [`UmmConfig::preset`].
+pub const PRESETS: [&str; 4] = ["micro", "tiny", "small", "base"];
+
+impl UmmConfig {
+    fn with(d_model: usize, n_layers: usize, n_heads: usize) -> Self {
+        use crate::Tokenizer;
+        UmmConfig {
+            d_model,
+            n_layers,
+            n_heads,
+            mlp_ratio: 2,
+            dense: false,
+            resolution: 32,
+            patch: 4,
+            max_text_len: 48,
+            vocab_size: crate::WordTokenizer::compworld().vocab_size(),
+            time_freq_dim: 64,
+        }
+    }
+
+    /// About 33k transformer weights, for tests.
+    pub fn micro() -> Self {
+        UmmConfig {
+            time_freq_dim: 16,
+            ..Self::with(32, 2, 2)
+        }
+    }
+
+    /// About 1.05M transformer weights: the CPU default.
+    pub fn tiny() -> Self {
+        Self::with(128, 4, 4)
+    }
+
+    /// About 6.3M transformer weights.
+    pub fn small() -> Self {
+        Self::with(256, 6, 8)
+    }
+
+    /// About 75M transformer weights (GPU).
+    pub fn base() -> Self {
+        UmmConfig {
+            mlp_ratio: 4,
+            ..Self::with(512, 12, 8)
+        }
+    }
+
+    /// A preset by name (`micro`, `tiny`, `small`, `base`).
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "micro" => Ok(Self::micro()),
+            "tiny" => Ok(Self::tiny()),
+            "small" => Ok(Self::small()),
+            "base" => Ok(Self::base()),
+            other => Err(Error::Config(format!(
+                "unknown preset '{other}' (expected one of: {})",
+                PRESETS.join(", ")
+            ))),
+        }
+    }
+
+    /// Checks that the fields fit together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.d_model == 0 || self.n_layers == 0 || self.n_heads == 0 || self.mlp_ratio == 0 {
+            return bad("d_model, n_layers, n_heads and mlp_ratio must be positive".into());
+        }
+        if !self.d_model.is_multiple_of(self.n_heads) {
+            return bad(format!(
+                "n_heads = {} does not divide d_model = {}",
+                self.n_heads, self.d_model
+            ));
+        }
+        if self.resolution != 32 && self.resolution != 64 {
+            return bad(format!(
+                "resolution must be 32 or 64, got {}",
+                self.resolution
+            ));
+        }
+        if self.patch == 0 || !self.resolution.is_multiple_of(self.patch) {
+            return bad(format!(
+                "patch = {} does not divide resolution = {}",
+                self.patch, self.resolution
+            ));
+        }
+        if self.max_text_len < 3 || self.vocab_size == 0 || !self.time_freq_dim.is_multiple_of(2) {
+            return bad(
+                "max_text_len >= 3, vocab_size > 0 and an even time_freq_dim are required".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Image tokens per image (`(resolution / patch)^2`: 64 at 32x32 with 4x4 patches).
+    pub fn image_tokens(&self) -> usize {
+        (self.resolution / self.patch).pow(2)
+    }
+
+    /// Values per patch token (`3 * patch^2`).
+    pub fn patch_dim(&self) -> usize {
+        3 * self.patch * self.patch
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config always serialises")
+    }
+
+    /// Parses TOML; unknown keys, missing keys and inconsistent values are errors.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let c: UmmConfig = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("bad model config: {}", e.message().trim_end())))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a TOML file; errors name the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_round_trip() {
+        for name in PRESETS {
+            let c = UmmConfig::preset(name).unwrap();
+            c.validate().unwrap();
+            assert_eq!(UmmConfig::from_toml(&c.to_toml()).unwrap(), c, "{name}");
+        }
+        let t = UmmConfig::tiny();
+        assert_eq!((t.image_tokens(), t.patch_dim()), (64, 48));
+    }
+
+    #[test]
+    fn bad_configs_give_clear_errors() {
+        let e = UmmConfig::preset("huge").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown preset 'huge'") && e.contains("tiny"),
+            "{e}"
+        );
+
+        let mut text = UmmConfig::tiny().to_toml();
+        text.push_str("dropout = 0.1\n");
+        let e = UmmConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("dropout"), "{e}");
+
+        let text = UmmConfig::tiny()
+            .to_toml()
+            .replace("n_heads = 4", "n_heads = 3");
+        let e = UmmConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("n_heads = 3 does not divide d_model = 128"),
+            "{e}"
+        );
+
+        let e = UmmConfig::from_toml("d_model = [").unwrap_err().to_string();
+        assert!(e.starts_with("bad model config"), "{e}");
+
+        let text = UmmConfig::tiny()
+            .to_toml()
+            .replace("resolution = 32", "resolution = 48");
+        assert!(
+            UmmConfig::from_toml(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("32 or 64")
+        );
+
+        let e = UmmConfig::from_file(Path::new("/nonexistent/model.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/model.toml"), "{e}");
+    }
+}

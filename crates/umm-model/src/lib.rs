@@ -1,0 +1,31 @@
+//! umm-model: the unified multimodal model of SRUM-rs (DESIGN.md section 4), a small BAGEL-like
+//! Mixture-of-Transformers that both answers questions about images and generates images.
+//!
+//! This crate so far holds the parts that do not depend on the tensor backend: the text
+//! [`tokenizer`] (a closed word-level vocabulary behind a trait, so a real tokenizer can be
+//! plugged in) and the model [`config`] (documented fields, named presets, TOML in and out).
+//!
+//! **Invariant:** umm-model knows nothing about rewards or the benchmark oracle.
+
+pub mod config;
+pub mod tokenizer;
+
+pub use config::UmmConfig;
+pub use tokenizer::{Tokenizer, WordTokenizer};
+
+/// Everything that can go wrong in umm-model. Messages are one line and name the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A word outside the tokenizer's vocabulary.
+    #[error("unknown word '{word}' in \"{text}\" (not in the model's vocabulary)")]
+    UnknownWord { word: String, text: String },
+    /// A token id outside the vocabulary.
+    #[error("token id {0} is outside the vocabulary of {1} tokens")]
+    BadTokenId(u32, usize),
+    /// A malformed or inconsistent configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Result with the crate's error.
+pub type Result<T> = std::result::Result<T, Error>;
