@@ -1,16 +1,22 @@
 //! umm-model: the unified multimodal model of SRUM-rs (DESIGN.md section 4), a small BAGEL-like
 //! Mixture-of-Transformers that both answers questions about images and generates images.
 //!
-//! This crate so far holds the parts that do not depend on the tensor backend: the text
-//! [`tokenizer`] (a closed word-level vocabulary behind a trait, so a real tokenizer can be
-//! plugged in) and the model [`config`] (documented fields, named presets, TOML in and out).
+//! - [`tokenizer`]: a closed word-level vocabulary behind a trait, so a real tokenizer can be
+//!   plugged in;
+//! - [`config`]: documented fields, named presets, TOML in and out;
+//! - [`model`]: the Burn Mixture-of-Transformers forward pass (understanding logits and
+//!   generation velocities), with its attention mask, and image patchify/unpatchify.
+//!
+//! Pretraining, samplers and checkpoints are still to come (issue 3).
 //!
 //! **Invariant:** umm-model knows nothing about rewards or the benchmark oracle.
 
 pub mod config;
+pub mod model;
 pub mod tokenizer;
 
 pub use config::UmmConfig;
+pub use model::{Umm, UmmInput, UmmOutput, patchify, unpatchify};
 pub use tokenizer::{Tokenizer, WordTokenizer};
 
 /// Everything that can go wrong in umm-model. Messages are one line and name the culprit.

@@ -1,0 +1,285 @@
+//! The Mixture-of-Transformers backbone (DESIGN.md section 4, after BAGEL).
+//!
+//! One token sequence `[text | understanding-image patches | noisy generation patches]` goes
+//! through shared self-attention; norms, QKV/O projections and MLPs are per expert: the
+//! understanding expert for text and clean-image tokens, the generation expert for noisy
+//! patches (`dense = true` shares one set of weights). Positions are learned, one table per
+//! segment.
+//!
+//! Attention mask (who may attend to whom):
+//! - text tokens: earlier and current text (causal) and the whole understanding image;
+//! - understanding-image tokens: the understanding image only (bidirectional), so later text
+//!   cannot leak into earlier text through the image;
+//! - generation tokens: all text and the whole generation image (bidirectional);
+//! - text never sees generation tokens; padded text positions are never attended to.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::{gelu, silu, softmax};
+
+use crate::UmmConfig;
+use crate::tokenizer::PAD;
+
+/// Per-expert weights of one layer.
+#[derive(Module, Debug)]
+pub struct Expert {
+    norm1: LayerNorm,
+    qkv: Linear,
+    out: Linear,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Expert {
+    fn init(c: &UmmConfig, device: &Device) -> Self {
+        let d = c.d_model;
+        Expert {
+            norm1: LayerNormConfig::new(d).init(device),
+            qkv: LinearConfig::new(d, 3 * d).init(device),
+            out: LinearConfig::new(d, d).init(device),
+            norm2: LayerNormConfig::new(d).init(device),
+            fc1: LinearConfig::new(d, c.mlp_ratio * d).init(device),
+            fc2: LinearConfig::new(c.mlp_ratio * d, d).init(device),
+        }
+    }
+
+    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
+        self.fc2
+            .forward(gelu(self.fc1.forward(self.norm2.forward(x))))
+    }
+}
+
+/// One layer: shared attention over the whole sequence, expert weights per segment.
+#[derive(Module, Debug)]
+pub struct Block {
+    und: Expert,
+    /// `None` in the dense design: the understanding weights serve every token.
+    gen_expert: Option<Expert>,
+    n_heads: usize,
+}
+
+impl Block {
+    fn init(c: &UmmConfig, device: &Device) -> Self {
+        Block {
+            und: Expert::init(c, device),
+            gen_expert: (!c.dense).then(|| Expert::init(c, device)),
+            n_heads: c.n_heads,
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, seq, d_model]`, the first `split` tokens understanding, the rest generation
+    /// - `bias`: `[batch, 1, seq, seq]` additive attention mask (0 or a large negative number)
+    fn forward(&self, x: Tensor<3>, split: usize, bias: Tensor<4>) -> Tensor<3> {
+        let [b, s, d] = x.dims();
+        let gen_e = self.gen_expert.as_ref().unwrap_or(&self.und);
+        // Apply a per-expert function to each segment and put the sequence back together.
+        let per_expert = |x: Tensor<3>, f: &dyn Fn(&Expert, Tensor<3>) -> Tensor<3>| {
+            let mut parts = Vec::new();
+            if split > 0 {
+                parts.push(f(&self.und, x.clone().slice_dim(1, 0..split)));
+            }
+            if split < s {
+                parts.push(f(gen_e, x.slice_dim(1, split..s)));
+            }
+            Tensor::cat(parts, 1)
+        };
+        let qkv = per_expert(x.clone(), &|e, t| e.qkv.forward(e.norm1.forward(t))); // [b, s, 3d]
+        let h = self.n_heads;
+        let hd = d / h;
+        let heads = |t: Tensor<3>| t.reshape([b, s, h, hd]).swap_dims(1, 2); // [b, h, s, hd]
+        let q = heads(qkv.clone().slice_dim(2, 0..d));
+        let k = heads(qkv.clone().slice_dim(2, d..2 * d));
+        let v = heads(qkv.slice_dim(2, 2 * d..3 * d));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias; // [b, h, s, s]
+        let att = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, s, d]);
+        let x = x + per_expert(att, &|e, t| e.out.forward(t));
+        x.clone() + per_expert(x, &|e, t| e.mlp(t))
+    }
+}
+
+/// What the model is given. Every part but the text is optional.
+#[derive(Debug, Clone)]
+pub struct UmmInput {
+    /// Token ids `[batch, text_len]`, padded with [`PAD`].
+    pub text: Tensor<2, Int>,
+    /// Patches of a clean image to understand, `[batch, image_tokens, patch_dim]`.
+    pub und_image: Option<Tensor<3>>,
+    /// Noisy patches to denoise and their flow times in [0, 1]:
+    /// `([batch, image_tokens, patch_dim], [batch])`.
+    pub gen_image: Option<(Tensor<3>, Tensor<1>)>,
+}
+
+/// What the model returns.
+#[derive(Debug, Clone)]
+pub struct UmmOutput {
+    /// Next-token logits at every text position, `[batch, text_len, vocab]`.
+    pub logits: Tensor<3>,
+    /// Predicted velocity for every generation patch, `[batch, image_tokens, patch_dim]`.
+    pub velocity: Option<Tensor<3>>,
+}
+
+/// The unified model.
+#[derive(Module, Debug)]
+pub struct Umm {
+    tok: Embedding,
+    text_pos: Embedding,
+    und_pos: Embedding,
+    gen_pos: Embedding,
+    und_in: Linear,
+    gen_in: Linear,
+    time1: Linear,
+    time2: Linear,
+    blocks: Vec<Block>,
+    und_norm: LayerNorm,
+    gen_norm: LayerNorm,
+    lm_head: Linear,
+    velocity_head: Linear,
+    time_freq_dim: usize,
+}
+
+impl Umm {
+    /// A freshly initialised model.
+    pub fn init(c: &UmmConfig, device: &Device) -> Self {
+        let d = c.d_model;
+        let n = c.image_tokens();
+        Umm {
+            tok: EmbeddingConfig::new(c.vocab_size, d).init(device),
+            text_pos: EmbeddingConfig::new(c.max_text_len, d).init(device),
+            und_pos: EmbeddingConfig::new(n, d).init(device),
+            gen_pos: EmbeddingConfig::new(n, d).init(device),
+            und_in: LinearConfig::new(c.patch_dim(), d).init(device),
+            gen_in: LinearConfig::new(c.patch_dim(), d).init(device),
+            time1: LinearConfig::new(c.time_freq_dim, d).init(device),
+            time2: LinearConfig::new(d, d).init(device),
+            blocks: (0..c.n_layers).map(|_| Block::init(c, device)).collect(),
+            und_norm: LayerNormConfig::new(d).init(device),
+            gen_norm: LayerNormConfig::new(d).init(device),
+            lm_head: LinearConfig::new(d, c.vocab_size).init(device),
+            velocity_head: LinearConfig::new(d, c.patch_dim()).init(device),
+            time_freq_dim: c.time_freq_dim,
+        }
+    }
+
+    /// Sinusoidal features of flow times in [0, 1], `[batch] -> [batch, time_freq_dim]`.
+    fn time_features(&self, t: Tensor<1>) -> Tensor<2> {
+        let half = self.time_freq_dim / 2;
+        let device = t.device();
+        let freqs: Vec<f32> = (0..half)
+            .map(|i| (-(10_000f32).ln() * i as f32 / half as f32).exp())
+            .collect();
+        let freqs = Tensor::<1>::from_data(TensorData::new(freqs, [half]), &device);
+        let angles = t.mul_scalar(1000.0).unsqueeze_dim::<2>(1) * freqs.unsqueeze_dim::<2>(0); // [b, half]
+        Tensor::cat(vec![angles.clone().cos(), angles.sin()], 1)
+    }
+
+    /// # Shapes
+    /// See [`UmmInput`] and [`UmmOutput`]; `seq = text_len + und tokens + gen tokens`.
+    pub fn forward(&self, input: UmmInput) -> UmmOutput {
+        let [b, t] = input.text.dims();
+        let device = input.text.device();
+        let positions = |n: usize| {
+            Tensor::<1, Int>::arange(0..n as i64, &device)
+                .unsqueeze_dim::<2>(0)
+                .repeat_dim(0, b)
+        };
+        // Embed each segment: [b, len, d].
+        let mut parts =
+            vec![self.tok.forward(input.text.clone()) + self.text_pos.forward(positions(t))];
+        let nu = input.und_image.as_ref().map_or(0, |x| x.dims()[1]);
+        if let Some(img) = input.und_image {
+            parts.push(self.und_in.forward(img) + self.und_pos.forward(positions(nu)));
+        }
+        let ng = input.gen_image.as_ref().map_or(0, |(x, _)| x.dims()[1]);
+        if let Some((img, time)) = input.gen_image {
+            let temb = self
+                .time2
+                .forward(silu(self.time1.forward(self.time_features(time)))); // [b, d]
+            parts.push(
+                self.gen_in.forward(img)
+                    + self.gen_pos.forward(positions(ng))
+                    + temb.unsqueeze_dim::<3>(1),
+            );
+        }
+        let mut x = Tensor::cat(parts, 1); // [b, seq, d]
+        let split = t + nu;
+        let bias = attention_bias(&input.text, nu, ng); // [b, 1, seq, seq]
+        for block in &self.blocks {
+            x = block.forward(x, split, bias.clone());
+        }
+        let logits = self
+            .lm_head
+            .forward(self.und_norm.forward(x.clone().slice_dim(1, 0..t)));
+        let velocity = (ng > 0).then(|| {
+            self.velocity_head
+                .forward(self.gen_norm.forward(x.slice_dim(1, split..split + ng)))
+        });
+        UmmOutput { logits, velocity }
+    }
+}
+
+/// The additive attention mask of the module docs, `[batch, 1, seq, seq]`: 0 where a query
+/// may attend to a key, -1e9 where it may not.
+pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> {
+    let [b, t] = text.dims();
+    let s = t + nu + ng;
+    let ids: Vec<i64> = text
+        .to_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("int token ids");
+    let mut bias = vec![0.0f32; b * s * s];
+    for bi in 0..b {
+        for q in 0..s {
+            for k in 0..s {
+                let seg = |i: usize| {
+                    if i < t {
+                        0
+                    } else if i < t + nu {
+                        1
+                    } else {
+                        2
+                    }
+                };
+                let allowed = match (seg(q), seg(k)) {
+                    (0, 0) => k <= q,
+                    (0, 1) | (1, 1) | (2, 0) | (2, 2) => true,
+                    _ => false,
+                };
+                let padded = k < t && ids[bi * t + k] == i64::from(PAD);
+                if !allowed || padded {
+                    bias[(bi * s + q) * s + k] = -1e9;
+                }
+            }
+        }
+    }
+    Tensor::<4>::from_data(TensorData::new(bias, [b, 1, s, s]), &text.device())
+}
+
+/// Cuts images `[batch, 3, side, side]` into patch tokens `[batch, (side/p)^2, 3 p^2]`
+/// (row-major over patches, channel-major inside a patch).
+pub fn patchify(images: Tensor<4>, p: usize) -> Tensor<3> {
+    let [b, c, h, w] = images.dims();
+    let (gh, gw) = (h / p, w / p);
+    images
+        .reshape([b, c, gh, p, gw, p])
+        .permute([0, 2, 4, 1, 3, 5]) // [b, gh, gw, c, p, p]
+        .reshape([b, gh * gw, c * p * p])
+}
+
+/// Inverse of [`patchify`].
+pub fn unpatchify(patches: Tensor<3>, p: usize, side: usize) -> Tensor<4> {
+    let [b, _, dim] = patches.dims();
+    let c = dim / (p * p);
+    let g = side / p;
+    patches
+        .reshape([b, g, g, c, p, p])
+        .permute([0, 3, 1, 4, 2, 5]) // [b, c, gh, p, gw, p]
+        .reshape([b, c, side, side])
+}

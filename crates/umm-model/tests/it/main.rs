@@ -1,0 +1,3 @@
+//! umm-model integration tests on the default CPU backend (burn's `flex`).
+
+mod model;

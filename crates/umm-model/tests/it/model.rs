@@ -1,0 +1,229 @@
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+use umm_model::tokenizer::PAD;
+use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer, patchify, unpatchify};
+
+fn text(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
+    let t = rows[0].len();
+    let flat: Vec<i64> = rows.iter().flatten().map(|&i| i64::from(i)).collect();
+    Tensor::from_data(TensorData::new(flat, [rows.len(), t]), device)
+}
+
+fn ids(s: &str) -> Vec<u32> {
+    WordTokenizer::compworld().encode(s).unwrap()
+}
+
+fn randn(shape: [usize; 3], device: &Device) -> Tensor<3> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+struct Setup {
+    model: Umm,
+    text: Tensor<2, Int>,
+    und: Tensor<3>,
+    gen_img: Tensor<3>,
+    time: Tensor<1>,
+    device: Device,
+}
+
+fn setup() -> Setup {
+    let device = Device::flex();
+    let c = UmmConfig::micro();
+    let model = Umm::init(&c, &device);
+    let text = text(
+        &[
+            ids("a red circle on the left of a square"),
+            ids("a small red circle inside a large blue square"),
+        ],
+        &device,
+    );
+    let n = c.image_tokens();
+    Setup {
+        model,
+        text,
+        und: randn([2, n, c.patch_dim()], &device),
+        gen_img: randn([2, n, c.patch_dim()], &device),
+        time: Tensor::from_data(TensorData::new(vec![0.3f32, 0.8], [2]), &device),
+        device,
+    }
+}
+
+fn run(
+    s: &Setup,
+    text: Tensor<2, Int>,
+    und: Tensor<3>,
+    gen_img: Tensor<3>,
+) -> (Tensor<3>, Tensor<3>) {
+    let out = s.model.forward(UmmInput {
+        text,
+        und_image: Some(und),
+        gen_image: Some((gen_img, s.time.clone())),
+    });
+    (out.logits, out.velocity.unwrap())
+}
+
+#[test]
+fn shapes() {
+    let s = setup();
+    let c = UmmConfig::micro();
+    let (logits, vel) = run(&s, s.text.clone(), s.und.clone(), s.gen_img.clone());
+    assert_eq!(logits.dims(), [2, 9, c.vocab_size]);
+    assert_eq!(vel.dims(), [2, c.image_tokens(), c.patch_dim()]);
+    // Text alone works too.
+    let out = s.model.forward(UmmInput {
+        text: s.text.clone(),
+        und_image: None,
+        gen_image: None,
+    });
+    assert_eq!(out.logits.dims(), [2, 9, c.vocab_size]);
+    assert!(out.velocity.is_none());
+}
+
+#[test]
+fn the_attention_mask_holds() {
+    let s = setup();
+    let (logits, vel) = run(&s, s.text.clone(), s.und.clone(), s.gen_img.clone());
+
+    // Text is causal: changing token 5 leaves positions 0..5 alone and changes position 5.
+    let mut rows = vec![
+        ids("a red circle on the left of a square"),
+        ids("a small red circle inside a large blue square"),
+    ];
+    rows[0][5] = WordTokenizer::compworld().id("right").unwrap();
+    let (l2, v2) = run(&s, text(&rows, &s.device), s.und.clone(), s.gen_img.clone());
+    assert!(
+        max_diff(
+            logits.clone().slice([0..1, 0..5]),
+            l2.clone().slice([0..1, 0..5])
+        ) < 1e-5
+    );
+    assert!(max_diff(logits.clone().slice([0..1, 5..6]), l2.slice([0..1, 5..6])) > 1e-4);
+    // Generation sees the text.
+    assert!(max_diff(vel.clone(), v2) > 1e-4);
+
+    // Text never sees the generation tokens; generation sees its own tokens.
+    let (l3, v3) = run(
+        &s,
+        s.text.clone(),
+        s.und.clone(),
+        randn(s.gen_img.dims(), &s.device),
+    );
+    assert!(max_diff(logits.clone(), l3) < 1e-5);
+    assert!(max_diff(vel.clone(), v3) > 1e-4);
+
+    // Text sees the understanding image. (Generation does not attend to it directly, but
+    // from the second layer on it sees text that has; the mask itself is checked below.)
+    let (l4, _) = run(
+        &s,
+        s.text.clone(),
+        randn(s.und.dims(), &s.device),
+        s.gen_img.clone(),
+    );
+    assert!(max_diff(logits.clone(), l4) > 1e-4);
+
+    // Padding at the end changes nothing that came before it, nor the generation.
+    let padded: Vec<Vec<u32>> = [
+        ids("a red circle on the left of a square"),
+        ids("a small red circle inside a large blue square"),
+    ]
+    .into_iter()
+    .map(|mut r| {
+        r.extend([PAD, PAD, PAD]);
+        r
+    })
+    .collect();
+    let (l5, v5) = run(
+        &s,
+        text(&padded, &s.device),
+        s.und.clone(),
+        s.gen_img.clone(),
+    );
+    assert!(max_diff(logits, l5.slice([0..2, 0..9])) < 1e-5);
+    assert!(max_diff(vel, v5) < 1e-5);
+}
+
+#[test]
+fn the_mask_written_out() {
+    // Text [w, w, pad], two understanding tokens, two generation tokens. 1 = may attend.
+    let device = Device::flex();
+    let t = text(&[vec![7, 8, PAD]], &device);
+    let bias = umm_model::model::attention_bias(&t, 2, 2).reshape([7, 7]);
+    let got: Vec<f32> = bias.to_data().try_to_vec::<f32>().unwrap();
+    #[rustfmt::skip]
+    let want = [
+        // keys: t0 t1 pad u0 u1 g0 g1
+        1, 0, 0, 1, 1, 0, 0, // t0: itself and the image
+        1, 1, 0, 1, 1, 0, 0, // t1
+        1, 1, 0, 1, 1, 0, 0, // pad (a query that nobody reads)
+        0, 0, 0, 1, 1, 0, 0, // u0: the understanding image only
+        0, 0, 0, 1, 1, 0, 0, // u1
+        1, 1, 0, 0, 0, 1, 1, // g0: text (not padding) and the generation image
+        1, 1, 0, 0, 0, 1, 1, // g1
+    ];
+    let got: Vec<i32> = got.iter().map(|&b| i32::from(b == 0.0)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn patches_round_trip_and_dense_is_smaller() {
+    let device = Device::flex();
+    let img: Tensor<4> = Tensor::random([2, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+    let p = patchify(img.clone(), 4);
+    assert_eq!(p.dims(), [2, 64, 48]);
+    assert_eq!(max_diff(unpatchify(p.clone(), 4, 32), img.clone()), 0.0);
+    // Patch 0 holds the top-left 4x4 pixels, channel-major.
+    let first = img.slice([0..1, 0..1, 0..4, 0..4]).reshape([16]);
+    assert_eq!(
+        max_diff(p.slice([0..1, 0..1, 0..16]).reshape([16]), first),
+        0.0
+    );
+
+    let mot = Umm::init(&UmmConfig::tiny(), &device).num_params();
+    let dense = Umm::init(
+        &UmmConfig {
+            dense: true,
+            ..UmmConfig::tiny()
+        },
+        &device,
+    )
+    .num_params();
+    assert!(
+        mot > dense && mot > 1_000_000 && mot < 1_300_000,
+        "MoT {mot}, dense {dense}"
+    );
+}
+
+#[test]
+fn a_micro_model_learns() {
+    // Overfit one batch: velocity regression through every part of the model.
+    let s = setup();
+    let device = s.device.autodiff();
+    let mut model = Umm::init(&UmmConfig::micro(), &device);
+    let mut optim = AdamWConfig::new().init();
+    let text = s.text.clone().to_device(&device);
+    let und = s.und.clone().to_device(&device);
+    let gen_img = s.gen_img.clone().to_device(&device);
+    let target = s.und.clone().to_device(&device) * 0.5;
+    let time = s.time.clone().to_device(&device);
+    let mut losses = Vec::new();
+    for _ in 0..30 {
+        let out = model.forward(UmmInput {
+            text: text.clone(),
+            und_image: Some(und.clone()),
+            gen_image: Some((gen_img.clone(), time.clone())),
+        });
+        let loss = (out.velocity.unwrap() - target.clone())
+            .powf_scalar(2.0)
+            .mean();
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(3e-3, model, grads);
+    }
+    assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
+}
