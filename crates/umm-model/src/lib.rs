@@ -5,12 +5,14 @@
 //!   plugged in;
 //! - [`config`]: documented fields, named presets, TOML in and out;
 //! - [`model`]: the Burn Mixture-of-Transformers forward pass (understanding logits and
-//!   generation velocities), with its attention mask, and image patchify/unpatchify.
+//!   generation velocities), with its attention mask, and image patchify/unpatchify;
+//! - [`checkpoint`]: safetensors weights plus a TOML sidecar, written atomically, checked on load.
 //!
-//! Pretraining, samplers and checkpoints are still to come (issue 3).
+//! Pretraining and samplers are still to come (issue 3).
 //!
 //! **Invariant:** umm-model knows nothing about rewards or the benchmark oracle.
 
+pub mod checkpoint;
 pub mod config;
 pub mod model;
 pub mod tokenizer;
@@ -31,6 +33,9 @@ pub enum Error {
     /// A malformed or inconsistent configuration.
     #[error("{0}")]
     Config(String),
+    /// A checkpoint that cannot be written or read, or does not match its configuration.
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 /// Result with the crate's error.
