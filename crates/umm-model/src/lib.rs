@@ -6,15 +6,17 @@
 //! - [`config`]: documented fields, named presets, TOML in and out;
 //! - [`model`]: the Burn Mixture-of-Transformers forward pass (understanding logits and
 //!   generation velocities), with its attention mask, and image patchify/unpatchify;
-//! - [`checkpoint`]: safetensors weights plus a TOML sidecar, written atomically, checked on load.
+//! - [`checkpoint`]: safetensors weights plus a TOML sidecar, written atomically, checked on load;
+//! - [`sampler`]: Euler and Heun rectified-flow integration with classifier-free guidance.
 //!
-//! Pretraining and samplers are still to come (issue 3).
+//! Pretraining is still to come (issue 3).
 //!
 //! **Invariant:** umm-model knows nothing about rewards or the benchmark oracle.
 
 pub mod checkpoint;
 pub mod config;
 pub mod model;
+pub mod sampler;
 pub mod tokenizer;
 
 pub use config::UmmConfig;

@@ -227,3 +227,42 @@ fn a_micro_model_learns() {
     }
     assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
 }
+
+#[test]
+fn generation_is_seeded_and_in_range() {
+    use umm_model::sampler::{SampleConfig, Solver, generate};
+    let device = Device::flex();
+    let c = UmmConfig::micro();
+    let model = Umm::init(&c, &device);
+    let tok = WordTokenizer::compworld();
+    let prompts = ["a red circle", "two blue squares"];
+    let cfg = SampleConfig {
+        steps: 3,
+        solver: Solver::Heun,
+        cfg_scale: 2.0,
+        seed: 4,
+    };
+    let a = generate(&model, &c, &tok, &prompts, cfg, &device).unwrap();
+    assert_eq!(a.dims(), [2, 3, 32, 32]);
+    let (lo, hi) = (
+        a.clone().min().into_scalar::<f32>(),
+        a.clone().max().into_scalar::<f32>(),
+    );
+    assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && hi > lo);
+    let b = generate(&model, &c, &tok, &prompts, cfg, &device).unwrap();
+    assert_eq!(max_diff(a.clone(), b), 0.0);
+    let other = generate(
+        &model,
+        &c,
+        &tok,
+        &prompts,
+        SampleConfig { seed: 5, ..cfg },
+        &device,
+    )
+    .unwrap();
+    assert!(max_diff(a, other) > 1e-3);
+    let e = generate(&model, &c, &tok, &["a red unicorn"], cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'unicorn'"), "{e}");
+}
