@@ -18,6 +18,7 @@ pub mod sampler;
 pub mod scene;
 pub mod splits;
 pub mod violation;
+pub mod vqa;
 pub mod world;
 
 pub use caption::caption;

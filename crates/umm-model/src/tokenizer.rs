@@ -163,6 +163,28 @@ mod tests {
     }
 
     #[test]
+    fn every_understanding_question_and_answer_tokenizes() {
+        use compworld::vqa::{QaKind, example};
+        let tok = WordTokenizer::compworld();
+        let mut rng = compworld::Rng::new(3);
+        for _ in 0..200 {
+            for kind in [
+                QaKind::Presence,
+                QaKind::Attribute,
+                QaKind::Count,
+                QaKind::Relation,
+                QaKind::PromptMatch,
+                QaKind::Region,
+                QaKind::Knowledge,
+            ] {
+                let ex = example(kind, &mut rng);
+                tok.encode(&ex.question).unwrap();
+                tok.encode(&ex.answer).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn unknown_words_and_ids_are_errors() {
         let tok = WordTokenizer::compworld();
         let e = tok.encode("is there a unicorn?").unwrap_err().to_string();

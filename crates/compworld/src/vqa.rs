@@ -1,0 +1,379 @@
+//! Understanding data: questions about scenes with their answers, for pretraining the model's
+//! understanding (DESIGN.md section 2). Every answer is read off the scene itself, never off a
+//! model or the oracle.
+//!
+//! Kinds: presence ("is there a red circle ?"), attribute ("what colour is the circle ?"),
+//! count ("how many squares ?"), relation ("is the circle on the left of the square ?"),
+//! prompt match with hard negatives ("does this image show : <prompt> ?", the negatives break
+//! exactly one constraint), region identification ("what is this ?" about a crop box) and
+//! text-only world knowledge ("what colour is the sky ?").
+
+use serde::{Deserialize, Serialize};
+
+use crate::generate::generate;
+use crate::prompt::{Category, Entity, ObjectSpec, Relation};
+use crate::rng::Rng;
+use crate::sampler::sample_scene;
+use crate::scene::{Object, Scene};
+use crate::violation::{applicable, violate};
+use crate::world::{Colour, Shape, Texture};
+
+/// The kinds of question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QaKind {
+    Presence,
+    Attribute,
+    Count,
+    Relation,
+    PromptMatch,
+    Region,
+    Knowledge,
+}
+
+/// One example: a question, its answer, and what it is asked about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QaExample {
+    pub kind: QaKind,
+    pub question: String,
+    pub answer: String,
+    /// The scene the question is about (none for world knowledge).
+    pub scene: Option<Scene>,
+    /// For region questions: the crop `[x0, y0, x1, y1]` in units, to be cut out and resized
+    /// to the canvas before the model sees it.
+    pub region: Option<[f32; 4]>,
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// "small striped red circle": every attribute of an object (plain texture left unsaid).
+pub fn describe(o: &Object) -> String {
+    let mut w = vec![o.size.word()];
+    if o.texture != Texture::Solid {
+        w.push(o.texture.word());
+    }
+    w.push(o.colour.word());
+    w.push(o.shape.word());
+    w.join(" ")
+}
+
+/// Pairs of objects with unique shapes in a clear 2D arrangement: `(i, j, rel, holds)`.
+fn clear_pairs(scene: &Scene) -> Vec<(usize, usize, Relation, bool)> {
+    let objs = &scene.objects;
+    let unique = |s: Shape| objs.iter().filter(|o| o.shape == s).count() == 1;
+    let rels = [
+        Relation::LeftOf,
+        Relation::RightOf,
+        Relation::Above,
+        Relation::Below,
+    ];
+    let mut found = Vec::new();
+    for i in 0..objs.len() {
+        for j in 0..objs.len() {
+            if i == j || !unique(objs[i].shape) || !unique(objs[j].shape) {
+                continue;
+            }
+            for r in rels {
+                if let Some(holds) = clear_relation(&objs[i], &objs[j], r) {
+                    found.push((i, j, r, holds));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// "is there a red circle ?" / "is there an orange cross ?"
+fn is_there(spec: &ObjectSpec) -> String {
+    let d = spec.describe();
+    let article = if d.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("is there {article} {d} ?")
+}
+
+/// Whether "`a` rel `b`" clearly holds (`Some(true)`), clearly fails because the opposite
+/// holds (`Some(false)`), or is unclear (`None`). Only the four 2D directions.
+fn clear_relation(a: &Object, b: &Object, rel: Relation) -> Option<bool> {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let (along, across) = match rel {
+        Relation::LeftOf => (dx, dy),
+        Relation::RightOf => (-dx, dy),
+        Relation::Above => (dy, dx),
+        Relation::Below => (-dy, dx),
+        _ => return None,
+    };
+    (along.abs() >= 3.0 && along.abs() >= 1.5 * across.abs()).then_some(along > 0.0)
+}
+
+fn count_word(n: usize) -> &'static str {
+    ["zero", "one", "two", "three", "four", "five", "six"][n.min(6)]
+}
+
+/// A random scene from a random prompt of any category.
+fn random_scene(rng: &mut Rng) -> (crate::Prompt, Scene) {
+    loop {
+        let p = generate(*rng.pick(Category::ALL), rng);
+        if let Ok(s) = sample_scene(&p.meaning, &p.text, rng) {
+            return (p, s);
+        }
+    }
+}
+
+/// Draws one example of `kind`.
+pub fn example(kind: QaKind, rng: &mut Rng) -> QaExample {
+    match kind {
+        QaKind::Knowledge => {
+            let e = *rng.pick(Entity::ALL);
+            QaExample {
+                kind,
+                question: format!("what colour is {} ?", e.words().join(" ")),
+                answer: e.colour().word().to_string(),
+                scene: None,
+                region: None,
+            }
+        }
+        QaKind::PromptMatch => {
+            let (p, truth) = random_scene(rng);
+            let mut kinds = applicable(&p.meaning);
+            rng.shuffle(&mut kinds);
+            let negative = rng
+                .chance(0.5)
+                .then(|| {
+                    kinds.iter().find_map(|&k| {
+                        let m = violate(&p.meaning, k, rng)?;
+                        sample_scene(&m, &p.text, rng).ok()
+                    })
+                })
+                .flatten();
+            let (scene, answer) = match negative {
+                Some(s) => (s, false),
+                None => (truth, true),
+            };
+            QaExample {
+                kind,
+                question: format!("does this image show : {} ?", p.text),
+                answer: yes_no(answer),
+                scene: Some(scene),
+                region: None,
+            }
+        }
+        _ => {
+            // Relation questions need two objects in a clear arrangement: redraw a few times.
+            let mut scene = random_scene(rng).1;
+            for _ in 0..20 {
+                if kind != QaKind::Relation || !clear_pairs(&scene).is_empty() {
+                    break;
+                }
+                scene = random_scene(rng).1;
+            }
+            scene_question(kind, scene, rng)
+        }
+    }
+}
+
+fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng) -> QaExample {
+    let objs = &scene.objects;
+    let unique_shape = |s: Shape| objs.iter().filter(|o| o.shape == s).count() == 1;
+    let (question, answer, region) = match kind {
+        QaKind::Presence => {
+            // Half the time ask about a present object (by a random subset of its attributes),
+            // otherwise about a description nothing in the scene matches.
+            if rng.chance(0.5) {
+                let o = rng.pick(objs);
+                let spec = ObjectSpec {
+                    shape: Some(o.shape),
+                    colour: rng.chance(0.7).then_some(o.colour),
+                    texture: None,
+                    size: rng.chance(0.3).then_some(o.size),
+                };
+                (is_there(&spec), yes_no(true), None)
+            } else {
+                let spec = loop {
+                    let s = ObjectSpec {
+                        shape: Some(*rng.pick(Shape::ALL)),
+                        colour: Some(*rng.pick(Colour::ALL)),
+                        texture: None,
+                        size: None,
+                    };
+                    if !objs
+                        .iter()
+                        .any(|o| s.matches(o.shape, o.colour, o.texture, o.size))
+                    {
+                        break s;
+                    }
+                };
+                (is_there(&spec), yes_no(false), None)
+            }
+        }
+        QaKind::Count => {
+            let s = *rng.pick(Shape::ALL);
+            let n = objs.iter().filter(|o| o.shape == s).count();
+            (
+                format!("how many {} ?", s.plural()),
+                count_word(n).to_string(),
+                None,
+            )
+        }
+        QaKind::Attribute => match objs.iter().find(|o| unique_shape(o.shape)) {
+            Some(o) if rng.chance(0.6) => (
+                format!("what colour is the {} ?", o.shape.word()),
+                o.colour.word().into(),
+                None,
+            ),
+            Some(o) => (
+                format!("what texture is the {} ?", o.shape.word()),
+                o.texture.word().into(),
+                None,
+            ),
+            None => return scene_question(QaKind::Count, scene, rng),
+        },
+        QaKind::Relation => {
+            // Only clear cases: the offset along the relation's axis is at least 3 units and
+            // 1.5 times the offset across it; then the answer is yes or no without doubt.
+            let found = clear_pairs(&scene);
+            if found.is_empty() {
+                return scene_question(QaKind::Presence, scene, rng);
+            }
+            let (i, j, r, holds) = *rng.pick(&found);
+            let q = format!(
+                "is the {} {} the {} ?",
+                objs[i].shape.word(),
+                r.words().join(" "),
+                objs[j].shape.word()
+            );
+            (q, yes_no(holds), None)
+        }
+        QaKind::Region => {
+            let o = rng.pick(objs);
+            let [x0, y0, x1, y1] = o.bbox();
+            let pad = rng.range_f32(0.5, 2.0);
+            let b = [
+                (x0 - pad).max(0.0),
+                (y0 - pad).max(0.0),
+                (x1 + pad).min(32.0),
+                (y1 + pad).min(32.0),
+            ];
+            ("what is this ?".to_string(), describe(o), Some(b))
+        }
+        QaKind::Knowledge | QaKind::PromptMatch => unreachable!("handled by example()"),
+    };
+    QaExample {
+        kind,
+        question,
+        answer,
+        scene: Some(scene),
+        region,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [QaKind; 7] = [
+        QaKind::Presence,
+        QaKind::Attribute,
+        QaKind::Count,
+        QaKind::Relation,
+        QaKind::PromptMatch,
+        QaKind::Region,
+        QaKind::Knowledge,
+    ];
+
+    #[test]
+    fn answers_are_true_of_their_scenes() {
+        let mut rng = Rng::new(8);
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..300 {
+            for kind in KINDS {
+                let ex = example(kind, &mut rng);
+                match ex.answer.as_str() {
+                    "yes" => yes += 1,
+                    "no" => no += 1,
+                    _ => {}
+                }
+                if let (QaKind::Count, Some(s)) = (ex.kind, &ex.scene) {
+                    let plural = ex.question.split(' ').nth(2).unwrap();
+                    let shape = Shape::from_plural(plural).unwrap();
+                    let n = s.objects.iter().filter(|o| o.shape == shape).count();
+                    assert_eq!(ex.answer, count_word(n), "{}", ex.question);
+                }
+                if ex.kind == QaKind::Relation && ex.question.starts_with("is the") {
+                    assert!(ex.answer == "yes" || ex.answer == "no");
+                }
+                if let (QaKind::Region, Some(s), Some(b)) = (ex.kind, &ex.scene, ex.region) {
+                    // The box holds the centre of an object that the answer describes.
+                    assert!(s.objects.iter().any(|o| describe(o) == ex.answer
+                        && o.x > b[0]
+                        && o.x < b[2]
+                        && o.y > b[1]
+                        && o.y < b[3]));
+                }
+            }
+        }
+        // Yes and no both common: a model cannot score well by always saying one.
+        assert!(yes > 300 && no > 300, "yes {yes} no {no}");
+    }
+
+    #[test]
+    fn same_seed_same_examples() {
+        let a: Vec<QaExample> = (0..20)
+            .map(|i| example(KINDS[i % 7], &mut Rng::new(i as u64)))
+            .collect();
+        let b: Vec<QaExample> = (0..20)
+            .map(|i| example(KINDS[i % 7], &mut Rng::new(i as u64)))
+            .collect();
+        assert_eq!(a, b);
+    }
+}
+
+#[cfg(test)]
+mod relation_tests {
+    use super::*;
+    use crate::world::Size;
+
+    #[test]
+    fn clear_relations_only() {
+        let o = |x, y| Object {
+            shape: Shape::Circle,
+            colour: Colour::Red,
+            texture: Texture::Solid,
+            size: Size::Small,
+            x,
+            y,
+        };
+        assert_eq!(
+            clear_relation(&o(5.0, 10.0), &o(20.0, 12.0), Relation::LeftOf),
+            Some(true)
+        );
+        assert_eq!(
+            clear_relation(&o(5.0, 10.0), &o(20.0, 12.0), Relation::RightOf),
+            Some(false)
+        );
+        assert_eq!(
+            clear_relation(&o(5.0, 10.0), &o(10.0, 20.0), Relation::LeftOf),
+            None
+        );
+        assert_eq!(
+            clear_relation(&o(5.0, 5.0), &o(6.0, 25.0), Relation::Above),
+            Some(true)
+        );
+        assert_eq!(
+            clear_relation(&o(5.0, 5.0), &o(6.0, 6.0), Relation::Above),
+            None
+        );
+        assert_eq!(
+            is_there(&ObjectSpec {
+                colour: Some(Colour::Orange),
+                shape: Some(Shape::Cross),
+                ..Default::default()
+            }),
+            "is there an orange cross ?"
+        );
+    }
+}
