@@ -7,15 +7,7 @@ use compworld::vqa::{QaKind, example};
 
 fn main() {
     let mut rng = Rng::new(1);
-    for kind in [
-        QaKind::Presence,
-        QaKind::Attribute,
-        QaKind::Count,
-        QaKind::Relation,
-        QaKind::PromptMatch,
-        QaKind::Region,
-        QaKind::Knowledge,
-    ] {
+    for kind in QaKind::ALL {
         for _ in 0..3 {
             let ex = example(kind, &mut rng);
             println!("{kind:?}: {} -> {}", ex.question, ex.answer);

@@ -31,6 +31,19 @@ pub enum QaKind {
     Knowledge,
 }
 
+impl QaKind {
+    /// Every kind.
+    pub const ALL: [QaKind; 7] = [
+        QaKind::Presence,
+        QaKind::Attribute,
+        QaKind::Count,
+        QaKind::Relation,
+        QaKind::PromptMatch,
+        QaKind::Region,
+        QaKind::Knowledge,
+    ];
+}
+
 /// One example: a question, its answer, and what it is asked about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QaExample {
@@ -275,22 +288,12 @@ fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng) -> QaExample {
 mod tests {
     use super::*;
 
-    const KINDS: [QaKind; 7] = [
-        QaKind::Presence,
-        QaKind::Attribute,
-        QaKind::Count,
-        QaKind::Relation,
-        QaKind::PromptMatch,
-        QaKind::Region,
-        QaKind::Knowledge,
-    ];
-
     #[test]
     fn answers_are_true_of_their_scenes() {
         let mut rng = Rng::new(8);
         let (mut yes, mut no) = (0, 0);
         for _ in 0..300 {
-            for kind in KINDS {
+            for kind in QaKind::ALL {
                 let ex = example(kind, &mut rng);
                 match ex.answer.as_str() {
                     "yes" => yes += 1,
@@ -323,10 +326,10 @@ mod tests {
     #[test]
     fn same_seed_same_examples() {
         let a: Vec<QaExample> = (0..20)
-            .map(|i| example(KINDS[i % 7], &mut Rng::new(i as u64)))
+            .map(|i| example(QaKind::ALL[i % 7], &mut Rng::new(i as u64)))
             .collect();
         let b: Vec<QaExample> = (0..20)
-            .map(|i| example(KINDS[i % 7], &mut Rng::new(i as u64)))
+            .map(|i| example(QaKind::ALL[i % 7], &mut Rng::new(i as u64)))
             .collect();
         assert_eq!(a, b);
     }

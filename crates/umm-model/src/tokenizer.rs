@@ -168,15 +168,7 @@ mod tests {
         let tok = WordTokenizer::compworld();
         let mut rng = compworld::Rng::new(3);
         for _ in 0..200 {
-            for kind in [
-                QaKind::Presence,
-                QaKind::Attribute,
-                QaKind::Count,
-                QaKind::Relation,
-                QaKind::PromptMatch,
-                QaKind::Region,
-                QaKind::Knowledge,
-            ] {
+            for kind in QaKind::ALL {
                 let ex = example(kind, &mut rng);
                 tok.encode(&ex.question).unwrap();
                 tok.encode(&ex.answer).unwrap();
