@@ -944,13 +944,16 @@ pub fn perceive(img: &Image) -> Perception {
     }
     let mut objects = Vec::with_capacity(k);
     let mut templates: Vec<Vec<bool>> = Vec::with_capacity(k);
-    let filled_all: Vec<Vec<bool>> = (0..k)
-        .map(|o| {
-            let mut edged = masks[o].clone();
-            add_faint_edge(&mut edged, &px, w, h);
-            fill_holes(&edged, w, h)
+    // Each mask with its faint edge, and that filled: computed once per object.
+    let edged_all: Vec<Vec<bool>> = masks
+        .iter()
+        .map(|m| {
+            let mut e = m.clone();
+            add_faint_edge(&mut e, &px, w, h);
+            e
         })
         .collect();
+    let filled_all: Vec<Vec<bool>> = edged_all.iter().map(|e| fill_holes(e, w, h)).collect();
     // An object lying within another (inside its filled outline, or ringed by it almost all
     // round) is on top of it: nothing of it is hidden there, so the container's pixels are
     // evidence (mostly "not here"), not unknown.
@@ -974,8 +977,7 @@ pub fn perceive(img: &Image) -> Perception {
         let unknown: Vec<bool> = (0..n)
             .map(|i| owner[i].is_some_and(|x| x != o && Some(x) != enclosing[o]))
             .collect();
-        let mut edged = masks[o].clone();
-        add_faint_edge(&mut edged, &px, w, h);
+        let edged = &edged_all[o];
         let filled = filled_all[o].clone();
         let fill: Vec<bool> = (0..n)
             .map(|i| filled[i] && !unknown[i] || masks[o][i])
