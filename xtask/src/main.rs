@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation. Logic lives in the library crates; each command
 //! here parses flags, calls a library, and writes results.
 
+mod base_eval;
 mod firewall;
 
 use std::path::PathBuf;
@@ -35,6 +36,45 @@ enum Cmd {
         #[arg(long, default_value = "results/oracle-check.json")]
         out: PathBuf,
     },
+    /// Measure a checkpoint's understanding-generation gap on a prompt split: writes
+    /// base-gap.json, base-eval.json, base-eval.md and sample sheets into --out-dir.
+    BaseEval {
+        /// Model weights (.safetensors with its .meta.toml sidecar).
+        #[arg(long, default_value = "datasets/checkpoints/base-tiny.safetensors")]
+        checkpoint: PathBuf,
+        /// Prompt split to evaluate on (never the one you tune on).
+        #[arg(long, default_value = "datasets/splits/test.tsv")]
+        split: PathBuf,
+        /// Images generated per prompt.
+        #[arg(long, default_value_t = base_eval::DEFAULT_SAMPLES)]
+        samples: usize,
+        /// Sampler integration steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Classifier-free guidance scale.
+        #[arg(long, default_value_t = 2.0)]
+        cfg_scale: f32,
+        /// Where the results go.
+        #[arg(long, default_value = "results")]
+        out_dir: PathBuf,
+    },
+    /// Ship a finished pretraining run as the base model: copy its final weights to
+    /// datasets/checkpoints/<name>.safetensors, evaluate them on the test split (as base-eval,
+    /// into results/) and write the manifest datasets/checkpoints/<name>.toml.
+    ShipBase {
+        /// The run folder (with model.safetensors and metrics.csv).
+        #[arg(long)]
+        run: PathBuf,
+        /// Name of the shipped checkpoint.
+        #[arg(long, default_value = "base-tiny")]
+        name: String,
+        /// The exact command that produced the run (recorded in the manifest).
+        #[arg(long)]
+        command: String,
+        /// Images generated per test prompt.
+        #[arg(long, default_value_t = base_eval::DEFAULT_SAMPLES)]
+        samples: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +90,32 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::BaseEval {
+            checkpoint,
+            split,
+            samples,
+            steps,
+            cfg_scale,
+            out_dir,
+        } => {
+            base_eval::run(&base_eval::EvalArgs {
+                checkpoint,
+                split,
+                samples,
+                sample: umm_model::sampler::SampleConfig {
+                    steps,
+                    cfg_scale,
+                    ..Default::default()
+                },
+                out_dir,
+            })?;
+        }
+        Cmd::ShipBase {
+            run,
+            name,
+            command,
+            samples,
+        } => base_eval::ship(&run, &name, &command, samples)?,
         Cmd::Firewall => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()

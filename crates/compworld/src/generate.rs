@@ -32,6 +32,23 @@ pub fn generate(category: Category, rng: &mut Rng) -> Prompt {
     p
 }
 
+/// "a [size] [texture] <colour> <shape>": one object, the simplest thing to draw. Its category
+/// is whatever the attributes make it (colour, shape or texture).
+pub fn single_object(rng: &mut Rng) -> Prompt {
+    let shape = *rng.pick(Shape::ALL);
+    let texture = rng
+        .chance(0.3)
+        .then(|| *rng.pick(Texture::ALL))
+        .filter(|t| t.suits(shape));
+    let np = Np {
+        size: rng.chance(0.3).then(|| *rng.pick(Size::ALL)),
+        texture,
+        colour: Some(*rng.pick(Colour::ALL)),
+        ..np(shape)
+    };
+    Prompt::from_ast(list(vec![np]))
+}
+
 const SPATIAL2D: [Relation; 6] = [
     Relation::LeftOf,
     Relation::RightOf,

@@ -131,6 +131,38 @@ impl Image {
     }
 
     /// 3x3 box blur with edge clamping (used by robustness checks).
+    /// The box `[x0, y0, x1, y1]` (pixels, may be fractional) cut out and resized to
+    /// `out x out` with bilinear sampling: how region crops reach a model.
+    pub fn crop_resize(&self, b: [f32; 4], out: usize) -> Image {
+        let mut img = Image::filled(out, out, [0.0; 3]);
+        let (w, h) = (self.width as f32, self.height as f32);
+        let sample = |x: f32, y: f32| {
+            let x = (x - 0.5).clamp(0.0, w - 1.0);
+            let y = (y - 0.5).clamp(0.0, h - 1.0);
+            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+            let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
+            let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+            let (a, b, c, d) = (
+                self.get(x0, y0),
+                self.get(x1, y0),
+                self.get(x0, y1),
+                self.get(x1, y1),
+            );
+            std::array::from_fn(|k| {
+                (a[k] * (1.0 - fx) + b[k] * fx) * (1.0 - fy) + (c[k] * (1.0 - fx) + d[k] * fx) * fy
+            })
+        };
+        let (bw, bh) = (b[2] - b[0], b[3] - b[1]);
+        for y in 0..out {
+            for x in 0..out {
+                let sx = b[0] + (x as f32 + 0.5) * bw / out as f32;
+                let sy = b[1] + (y as f32 + 0.5) * bh / out as f32;
+                img.set(x, y, sample(sx, sy));
+            }
+        }
+        img
+    }
+
     pub fn box_blur3(&self) -> Image {
         let mut out = self.clone();
         let (w, h) = (self.width as isize, self.height as isize);

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::generate::generate;
-use crate::prompt::{Category, Entity, ObjectSpec, Relation};
+use crate::prompt::{Category, Entity, ObjectSpec, Prompt, Relation};
 use crate::rng::Rng;
 use crate::sampler::sample_scene;
 use crate::scene::{Object, Scene};
@@ -61,9 +61,10 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
-/// "small striped red circle": every attribute of an object (plain texture left unsaid).
+/// "striped red circle": what an object is, as the answer to a region question (plain texture
+/// left unsaid). Size is left out: a crop resized to the canvas no longer shows it.
 pub fn describe(o: &Object) -> String {
-    let mut w = vec![o.size.word()];
+    let mut w = Vec::new();
     if o.texture != Texture::Solid {
         w.push(o.texture.word());
     }
@@ -127,18 +128,27 @@ fn count_word(n: usize) -> &'static str {
     ["zero", "one", "two", "three", "four", "five", "six"][n.min(6)]
 }
 
-/// A random scene from a random prompt of any category.
-fn random_scene(rng: &mut Rng) -> (crate::Prompt, Scene) {
+/// A random scene from a random accepted prompt of any category.
+fn random_scene(rng: &mut Rng, accept: &dyn Fn(&Prompt) -> bool) -> (Prompt, Scene) {
     loop {
         let p = generate(*rng.pick(Category::ALL), rng);
+        if !accept(&p) {
+            continue;
+        }
         if let Ok(s) = sample_scene(&p.meaning, &p.text, rng) {
             return (p, s);
         }
     }
 }
 
-/// Draws one example of `kind`.
+/// Draws one example of `kind` about scenes of any prompt.
 pub fn example(kind: QaKind, rng: &mut Rng) -> QaExample {
+    example_with(kind, rng, &|_| true)
+}
+
+/// Draws one example of `kind`, its scene drawn from a prompt that `accept` allows (training
+/// uses this to keep evaluation prompts out).
+pub fn example_with(kind: QaKind, rng: &mut Rng, accept: &dyn Fn(&Prompt) -> bool) -> QaExample {
     match kind {
         QaKind::Knowledge => {
             let e = *rng.pick(Entity::ALL);
@@ -151,7 +161,7 @@ pub fn example(kind: QaKind, rng: &mut Rng) -> QaExample {
             }
         }
         QaKind::PromptMatch => {
-            let (p, truth) = random_scene(rng);
+            let (p, truth) = random_scene(rng, accept);
             let mut kinds = applicable(&p.meaning);
             rng.shuffle(&mut kinds);
             let negative = rng
@@ -177,12 +187,12 @@ pub fn example(kind: QaKind, rng: &mut Rng) -> QaExample {
         }
         _ => {
             // Relation questions need two objects in a clear arrangement: redraw a few times.
-            let mut scene = random_scene(rng).1;
+            let mut scene = random_scene(rng, accept).1;
             for _ in 0..20 {
                 if kind != QaKind::Relation || !clear_pairs(&scene).is_empty() {
                     break;
                 }
-                scene = random_scene(rng).1;
+                scene = random_scene(rng, accept).1;
             }
             scene_question(kind, scene, rng)
         }

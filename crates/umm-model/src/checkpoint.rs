@@ -44,9 +44,10 @@ impl CheckpointMeta {
     }
 }
 
-/// The sidecar of a weights file: same name, `.toml`.
+/// The sidecar of a weights file: same name, `.meta.toml` (so `name.toml` stays free for a
+/// manifest beside a shipped checkpoint).
 pub fn sidecar_path(weights: &Path) -> PathBuf {
-    weights.with_extension("toml")
+    weights.with_extension("meta.toml")
 }
 
 fn err(path: &Path, msg: impl std::fmt::Display) -> Error {
@@ -90,7 +91,7 @@ pub fn load_meta(path: &Path) -> Result<CheckpointMeta> {
     let text = std::fs::read_to_string(&side).map_err(|e| {
         err(
             &side,
-            format!("{e} (a checkpoint is `name.safetensors` plus its `name.toml` sidecar)"),
+            format!("{e} (a checkpoint is `name.safetensors` plus its `name.meta.toml` sidecar)"),
         )
     })?;
     let meta: CheckpointMeta =

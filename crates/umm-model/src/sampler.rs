@@ -111,7 +111,7 @@ impl Default for SampleConfig {
 }
 
 /// Generates one image per prompt: `[batch, 3, resolution, resolution]`, values clamped to
-/// [0, 1]. The unconditional branch sees the empty prompt `[BOS, EOS]` (what text dropout
+/// [0, 1] (the model itself works in `2 x - 1` space). The unconditional branch sees the empty prompt `[BOS, EOS]` (what text dropout
 /// trains it on).
 pub fn generate(
     model: &Umm,
@@ -145,7 +145,11 @@ pub fn generate(
             guide(cond, velocity(x, t, &empty), sample.cfg_scale)
         }
     });
-    Ok(unpatchify(x0, config.patch, config.resolution).clamp(0.0, 1.0))
+    // The model works in `2 x - 1` pixel space (centred like the noise); back to [0, 1].
+    Ok(unpatchify(x0, config.patch, config.resolution)
+        .add_scalar(1.0)
+        .div_scalar(2.0)
+        .clamp(0.0, 1.0))
 }
 
 #[cfg(test)]

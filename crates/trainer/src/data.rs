@@ -1,0 +1,530 @@
+//! Pretraining data, drawn on the fly from compworld by seed: generation pairs (prompt, rendered
+//! scene) and understanding examples (question, image, answer).
+//!
+//! What the model never trains on:
+//! - the text of any dev, val or test prompt (the frozen splits of seed
+//!   [`EVAL_SPLIT_SEED`]), in generation prompts and in prompt-match questions alike;
+//! - in generation, any held-out attribute-object pair (`compworld::splits::is_held_out`), so the
+//!   unseen half of the evaluation splits measures compositional generalisation. Understanding
+//!   examples may show those pairs: real unified models see far more understanding data than
+//!   hard generation data, and SRUM's premise is that understanding knows more.
+//!
+//! The mixture ([`MixConfig`]) gives generation a smaller share of complex and reasoning prompts
+//! than of simple ones; understanding sees every category.
+
+use std::collections::{BTreeMap, HashSet};
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use compworld::generate::single_object;
+use compworld::splits::{is_held_out, make_splits};
+use compworld::vqa::{QaKind, example_with};
+use compworld::{Category, Image, Prompt, Rng, Scene, generate, render, sample_scene};
+use serde::{Deserialize, Serialize};
+use umm_model::tokenizer::{BOS, EOS, PAD};
+use umm_model::{Tokenizer, UmmConfig, patchify};
+
+use crate::{Error, Result};
+
+/// Seed of the frozen prompt splits under `datasets/splits/` whose dev/val/test prompts
+/// training must never see.
+pub const EVAL_SPLIT_SEED: u64 = 2026;
+
+/// The question that asks whether an image shows a prompt.
+pub fn prompt_match_question(prompt: &str) -> String {
+    format!("does this image show : {prompt} ?")
+}
+
+/// Question of a region-identification example.
+pub const REGION_QUESTION: &str = "what is this ?";
+
+/// The data mixture. Weights are relative (they need not sum to one); a missing name weighs 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixConfig {
+    /// Weight of each prompt source in generation pairs: `single` (one object, "a striped red
+    /// circle") or a compworld category name (`color`, ..., `composite`).
+    pub gen_sources: BTreeMap<String, f32>,
+    /// Weight of each kind of understanding question: `presence`, `attribute`, `count`,
+    /// `relation`, `prompt_match`, `region`, `knowledge`.
+    pub und_kinds: BTreeMap<String, f32>,
+    /// Probability that a generation prompt is replaced by the empty prompt, which trains the
+    /// unconditional branch that classifier-free guidance needs.
+    pub text_dropout: f32,
+}
+
+impl Default for MixConfig {
+    fn default() -> Self {
+        let gen_sources = [
+            ("single", 3.0),
+            ("color", 1.0),
+            ("shape", 1.0),
+            ("texture", 1.0),
+            ("spatial", 1.0),
+            ("3d_spatial", 0.5),
+            ("non_spatial", 0.5),
+            ("numeracy", 0.5),
+            ("complex", 0.25),
+            ("knowledge", 0.25),
+            ("arithmetic", 0.15),
+            ("geometry", 0.25),
+            ("composite", 0.25),
+        ];
+        let und_kinds = [
+            ("presence", 1.0),
+            ("attribute", 1.0),
+            ("count", 1.0),
+            ("relation", 1.0),
+            ("prompt_match", 4.0),
+            ("region", 2.0),
+            ("knowledge", 0.3),
+        ];
+        let to_map = |xs: &[(&str, f32)]| xs.iter().map(|(k, w)| (k.to_string(), *w)).collect();
+        MixConfig {
+            gen_sources: to_map(&gen_sources),
+            und_kinds: to_map(&und_kinds),
+            text_dropout: 0.1,
+        }
+    }
+}
+
+/// A generation source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum GenSource {
+    Single,
+    Category(Category),
+}
+
+fn qa_kind_name(k: QaKind) -> &'static str {
+    match k {
+        QaKind::Presence => "presence",
+        QaKind::Attribute => "attribute",
+        QaKind::Count => "count",
+        QaKind::Relation => "relation",
+        QaKind::PromptMatch => "prompt_match",
+        QaKind::Region => "region",
+        QaKind::Knowledge => "knowledge",
+    }
+}
+
+impl MixConfig {
+    fn gen_table(&self) -> Result<Vec<(GenSource, f32)>> {
+        let mut table = Vec::new();
+        for (name, &w) in &self.gen_sources {
+            let source = if name == "single" {
+                GenSource::Single
+            } else {
+                GenSource::Category(Category::from_name(name).map_err(|_| {
+                    Error::Config(format!(
+                        "unknown generation source '{name}' in [mix.gen_sources] (expected \
+                         'single' or a category: {})",
+                        category_names()
+                    ))
+                })?)
+            };
+            table.push((source, w));
+        }
+        weights_ok(&table, "mix.gen_sources")?;
+        Ok(table)
+    }
+
+    fn und_table(&self) -> Result<Vec<(QaKind, f32)>> {
+        let mut table = Vec::new();
+        for (name, &w) in &self.und_kinds {
+            let kind = QaKind::ALL
+                .into_iter()
+                .find(|k| qa_kind_name(*k) == name)
+                .ok_or_else(|| {
+                    let names: Vec<_> = QaKind::ALL.into_iter().map(qa_kind_name).collect();
+                    Error::Config(format!(
+                        "unknown question kind '{name}' in [mix.und_kinds] (expected one of: {})",
+                        names.join(", ")
+                    ))
+                })?;
+            table.push((kind, w));
+        }
+        weights_ok(&table, "mix.und_kinds")?;
+        Ok(table)
+    }
+
+    /// Checks names, weights and the dropout probability.
+    pub fn validate(&self) -> Result<()> {
+        self.gen_table()?;
+        self.und_table()?;
+        if !(0.0..1.0).contains(&self.text_dropout) {
+            return Err(Error::Config(format!(
+                "mix.text_dropout = {} must be in [0, 1)",
+                self.text_dropout
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn category_names() -> String {
+    let names: Vec<_> = Category::ALL.iter().map(|c| c.name()).collect();
+    names.join(", ")
+}
+
+fn weights_ok<T>(table: &[(T, f32)], what: &str) -> Result<()> {
+    if table.iter().any(|(_, w)| !w.is_finite() || *w < 0.0) {
+        return Err(Error::Config(format!(
+            "{what}: weights must be finite and >= 0"
+        )));
+    }
+    if table.iter().map(|(_, w)| w).sum::<f32>() <= 0.0 {
+        return Err(Error::Config(format!("{what}: at least one weight must be > 0")));
+    }
+    Ok(())
+}
+
+fn pick_weighted<T: Copy>(table: &[(T, f32)], rng: &mut Rng) -> T {
+    let total: f32 = table.iter().map(|(_, w)| w).sum();
+    let mut r = rng.f32() * total;
+    for &(x, w) in table {
+        if r < w {
+            return x;
+        }
+        r -= w;
+    }
+    table.iter().rev().find(|(_, w)| *w > 0.0).expect("a positive weight").0
+}
+
+/// A generation pair.
+#[derive(Debug, Clone)]
+pub struct GenExample {
+    /// The prompt, or "" when text dropout removed it.
+    pub prompt: String,
+    pub image: Image,
+}
+
+/// An understanding example: the model reads `question`, looks at `image` and should answer.
+#[derive(Debug, Clone)]
+pub struct UndExample {
+    pub kind: QaKind,
+    pub question: String,
+    pub answer: String,
+    pub image: Image,
+}
+
+/// The image an understanding question is about: the render, or a region of it cut out and
+/// resized to the canvas; a blank canvas for text-only questions.
+pub fn question_image(scene: Option<&Scene>, region: Option<[f32; 4]>, resolution: usize) -> Image {
+    let Some(scene) = scene else {
+        return render(&Scene::default(), resolution);
+    };
+    let img = render(scene, resolution);
+    match region {
+        Some(b) => {
+            let k = resolution as f32 / compworld::world::CANVAS_UNITS;
+            img.crop_resize(b.map(|v| v * k), resolution)
+        }
+        None => img,
+    }
+}
+
+/// An endless, seeded stream of training examples.
+#[derive(Debug, Clone)]
+pub struct DataStream {
+    rng: Rng,
+    gen_table: Vec<(GenSource, f32)>,
+    und_table: Vec<(QaKind, f32)>,
+    text_dropout: f32,
+    resolution: usize,
+    /// Texts of the dev, val and test prompts.
+    excluded: HashSet<String>,
+}
+
+impl DataStream {
+    /// A stream over `mix` at `resolution` pixels, starting from `rng`'s state.
+    pub fn new(mix: &MixConfig, resolution: usize, rng: Rng) -> Result<Self> {
+        mix.validate()?;
+        let excluded = make_splits(EVAL_SPLIT_SEED).splits[1..]
+            .iter()
+            .flatten()
+            .map(|e| e.prompt.text.clone())
+            .collect();
+        Ok(DataStream {
+            rng,
+            gen_table: mix.gen_table()?,
+            und_table: mix.und_table()?,
+            text_dropout: mix.text_dropout,
+            resolution,
+            excluded,
+        })
+    }
+
+    /// The random state (saved in checkpoints so a resumed run continues the same stream).
+    pub fn rng_state(&self) -> [u64; 4] {
+        self.rng.state()
+    }
+
+    /// Continues the stream from a saved random state.
+    pub fn set_rng_state(&mut self, state: [u64; 4]) {
+        self.rng = Rng::from_state(state);
+    }
+
+    /// Whether a prompt may be used as a generation target.
+    pub fn gen_allowed(&self, p: &Prompt) -> bool {
+        !is_held_out(p) && !self.excluded.contains(&p.text)
+    }
+
+    /// Whether a prompt may appear in understanding data.
+    pub fn und_allowed(&self, p: &Prompt) -> bool {
+        !self.excluded.contains(&p.text)
+    }
+
+    /// The next `n` generation pairs.
+    pub fn gen_examples(&mut self, n: usize) -> Vec<GenExample> {
+        (0..n)
+            .map(|_| loop {
+                let p = match pick_weighted(&self.gen_table, &mut self.rng) {
+                    GenSource::Single => single_object(&mut self.rng),
+                    GenSource::Category(c) => generate(c, &mut self.rng),
+                };
+                if !self.gen_allowed(&p) {
+                    continue;
+                }
+                let Ok(scene) = sample_scene(&p.meaning, &p.text, &mut self.rng) else {
+                    continue;
+                };
+                let prompt = if self.rng.chance(self.text_dropout) {
+                    String::new()
+                } else {
+                    p.text
+                };
+                break GenExample {
+                    prompt,
+                    image: render(&scene, self.resolution),
+                };
+            })
+            .collect()
+    }
+
+    /// The next `n` understanding examples.
+    pub fn und_examples(&mut self, n: usize) -> Vec<UndExample> {
+        let excluded = &self.excluded;
+        let accept = |p: &Prompt| !excluded.contains(&p.text);
+        (0..n)
+            .map(|_| {
+                let kind = pick_weighted(&self.und_table, &mut self.rng);
+                let ex = example_with(kind, &mut self.rng, &accept);
+                UndExample {
+                    kind: ex.kind,
+                    image: question_image(ex.scene.as_ref(), ex.region, self.resolution),
+                    question: ex.question,
+                    answer: ex.answer,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Images `[batch, 3, side, side]` in the model's pixel space, `2 x - 1` (so values are
+/// centred like the unit-normal noise of the flow).
+pub fn images_tensor(images: &[&Image], device: &Device) -> Tensor<4> {
+    let side = images.first().map_or(0, |i| i.width);
+    let data: Vec<f32> = images
+        .iter()
+        .flat_map(|i| i.to_chw())
+        .map(|v| 2.0 * v - 1.0)
+        .collect();
+    Tensor::from_data(TensorData::new(data, [images.len(), 3, side, side]), device)
+}
+
+/// A batch of generation pairs on the device.
+#[derive(Debug, Clone)]
+pub struct GenBatch {
+    /// `[BOS] prompt [EOS]`, padded: `[batch, len]`.
+    pub text: Tensor<2, Int>,
+    /// Clean patches in model space, `[batch, tokens, patch_dim]`.
+    pub x0: Tensor<3>,
+    /// Unit-normal noise of the same shape (drawn on the CPU from the stream's seed).
+    pub noise: Tensor<3>,
+    /// Flow times in (0, 1), `[batch]`.
+    pub t: Tensor<1>,
+}
+
+/// Token ids `[BOS] words.. [EOS]`.
+fn encode_line(tok: &dyn Tokenizer, text: &str) -> Result<Vec<u32>> {
+    let mut ids = vec![BOS];
+    ids.extend(tok.encode(text)?);
+    ids.push(EOS);
+    Ok(ids)
+}
+
+fn pad_rows(rows: &[Vec<u32>], fill: u32, max_len: usize, device: &Device) -> Result<Tensor<2, Int>> {
+    let len = rows.iter().map(Vec::len).max().unwrap_or(1);
+    if len > max_len {
+        return Err(Error::Config(format!(
+            "a text of {len} tokens exceeds the model's max_text_len = {max_len}"
+        )));
+    }
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| r.iter().copied().chain(std::iter::repeat(fill)).take(len))
+        .map(i64::from)
+        .collect();
+    Ok(Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device))
+}
+
+/// Builds a generation batch; noise and times come from `rng`. Times are drawn from a
+/// logit-normal distribution (as in SD3), which spends more training on the middle of the path.
+pub fn gen_batch(
+    tok: &dyn Tokenizer,
+    cfg: &UmmConfig,
+    examples: &[GenExample],
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<GenBatch> {
+    let rows = examples
+        .iter()
+        .map(|e| encode_line(tok, &e.prompt))
+        .collect::<Result<Vec<_>>>()?;
+    let text = pad_rows(&rows, PAD, cfg.max_text_len, device)?;
+    let images: Vec<&Image> = examples.iter().map(|e| &e.image).collect();
+    let x0 = patchify(images_tensor(&images, device), cfg.patch);
+    let (b, n, d) = (examples.len(), cfg.image_tokens(), cfg.patch_dim());
+    let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
+    let t: Vec<f32> = (0..b)
+        .map(|_| (1.0 / (1.0 + (-rng.normal()).exp())).clamp(1e-3, 1.0 - 1e-3))
+        .collect();
+    Ok(GenBatch {
+        text,
+        x0,
+        noise: Tensor::from_data(TensorData::new(noise, [b, n, d]), device),
+        t: Tensor::from_data(TensorData::new(t, [b]), device),
+    })
+}
+
+/// A batch of understanding examples on the device.
+#[derive(Debug, Clone)]
+pub struct UndBatch {
+    /// `[BOS] question <ans> answer [EOS]`, padded: `[batch, len]`.
+    pub text: Tensor<2, Int>,
+    /// Patches of the image asked about, `[batch, tokens, patch_dim]`.
+    pub image: Tensor<3>,
+    /// The token each position should predict next, `[batch, len]`.
+    pub targets: Tensor<2, Int>,
+    /// 1 where the next token is part of the answer (or its closing EOS), else 0.
+    pub mask: Tensor<2>,
+}
+
+/// `[BOS] question <ans>`: what the model reads before it answers.
+pub fn question_ids(tok: &dyn Tokenizer, question: &str) -> Result<Vec<u32>> {
+    let mut ids = vec![BOS];
+    ids.extend(tok.encode(question)?);
+    ids.push(tok.id("<ans>").expect("the tokenizer has <ans>"));
+    Ok(ids)
+}
+
+/// Builds an understanding batch.
+pub fn und_batch(
+    tok: &dyn Tokenizer,
+    cfg: &UmmConfig,
+    examples: &[UndExample],
+    device: &Device,
+) -> Result<UndBatch> {
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    let mut masks: Vec<Vec<f32>> = Vec::new();
+    for e in examples {
+        let mut ids = question_ids(tok, &e.question)?;
+        let prefix = ids.len();
+        ids.extend(tok.encode(&e.answer)?);
+        ids.push(EOS);
+        // Position i predicts token i + 1; the answer starts at `prefix`.
+        let tgt: Vec<u32> = ids[1..].iter().copied().chain([PAD]).collect();
+        let mask = (0..ids.len())
+            .map(|i| if i + 1 >= prefix && i + 1 < ids.len() { 1.0 } else { 0.0 })
+            .collect();
+        rows.push(ids);
+        targets.push(tgt);
+        masks.push(mask);
+    }
+    let text = pad_rows(&rows, PAD, cfg.max_text_len, device)?;
+    let targets = pad_rows(&targets, PAD, cfg.max_text_len, device)?;
+    let len = text.dims()[1];
+    let mask: Vec<f32> = masks
+        .iter()
+        .flat_map(|m| m.iter().copied().chain(std::iter::repeat(0.0)).take(len))
+        .collect();
+    let images: Vec<&Image> = examples.iter().map(|e| &e.image).collect();
+    Ok(UndBatch {
+        text,
+        image: patchify(images_tensor(&images, device), cfg.patch),
+        targets,
+        mask: Tensor::from_data(TensorData::new(mask, [examples.len(), len]), device),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umm_model::WordTokenizer;
+
+    #[test]
+    fn generation_data_never_shows_evaluation_prompts_or_held_out_pairs() {
+        let mut s = DataStream::new(&MixConfig::default(), 32, Rng::new(3)).unwrap();
+        let splits = make_splits(EVAL_SPLIT_SEED);
+        let eval: HashSet<String> = splits.splits[1..]
+            .iter()
+            .flatten()
+            .map(|e| e.prompt.text.clone())
+            .collect();
+        assert!(eval.len() > 1000);
+        let mut dropped = 0;
+        for e in s.gen_examples(600) {
+            if e.prompt.is_empty() {
+                dropped += 1;
+                continue;
+            }
+            assert!(!eval.contains(&e.prompt), "{}", e.prompt);
+            assert!(!is_held_out(&Prompt::parse(&e.prompt).unwrap()), "{}", e.prompt);
+        }
+        // Text dropout at 0.1: 60 expected; a broken dropout gives 0 or 600.
+        assert!((30..100).contains(&dropped), "{dropped}");
+        for e in s.und_examples(300) {
+            if e.kind == QaKind::PromptMatch {
+                let p = e.question["does this image show : ".len()..].trim_end_matches(" ?");
+                assert!(!eval.contains(p), "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn understanding_loss_mask_covers_the_answer_and_eos_only() {
+        let tok = WordTokenizer::compworld();
+        let ex = UndExample {
+            kind: QaKind::Count,
+            question: "how many circles ?".into(),
+            answer: "two".into(),
+            image: Image::filled(32, 32, [1.0; 3]),
+        };
+        let b = und_batch(&tok, &UmmConfig::micro(), &[ex], &Device::flex()).unwrap();
+        let ids: Vec<i64> = b.text.to_data().convert::<i64>().try_to_vec().unwrap();
+        let tg: Vec<i64> = b.targets.to_data().convert::<i64>().try_to_vec().unwrap();
+        let m: Vec<f32> = b.mask.to_data().try_to_vec().unwrap();
+        // [BOS] how many circles ? <ans> two [EOS]: the model predicts "two" at <ans> and
+        // EOS at "two".
+        assert_eq!(ids.len(), 8);
+        assert_eq!(m, vec![0., 0., 0., 0., 0., 1., 1., 0.]);
+        assert_eq!(tg[5], i64::from(tok.id("two").unwrap()));
+        assert_eq!(tg[6], i64::from(EOS));
+        assert_eq!(ids[5], i64::from(tok.id("<ans>").unwrap()));
+    }
+
+    #[test]
+    fn mixture_names_are_checked() {
+        let mut m = MixConfig::default();
+        m.gen_sources.insert("colour".into(), 1.0);
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("unknown generation source 'colour'"), "{e}");
+        let mut m = MixConfig::default();
+        m.und_kinds.insert("regions".into(), 1.0);
+        assert!(m.validate().unwrap_err().to_string().contains("'regions'"));
+        let mut m = MixConfig::default();
+        m.und_kinds.values_mut().for_each(|w| *w = 0.0);
+        assert!(m.validate().unwrap_err().to_string().contains("> 0"));
+    }
+}

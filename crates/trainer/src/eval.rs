@@ -1,0 +1,214 @@
+//! Understanding evaluation: the model answers questions about rendered scenes and its answers
+//! are compared with the truth the scenes were built from. No oracle is involved; the
+//! generation side of the base-model gap is scored by `cargo xtask base-eval`.
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use compworld::violation::{applicable, violate};
+use compworld::vqa::describe;
+use compworld::{Image, Prompt, Rng, sample_scene};
+use serde::{Deserialize, Serialize};
+use umm_model::tokenizer::{EOS, PAD};
+use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, patchify};
+
+use crate::Result;
+use crate::data::{REGION_QUESTION, images_tensor, prompt_match_question, question_ids, question_image};
+
+/// Questions answered per forward pass.
+const EVAL_BATCH: usize = 64;
+
+/// Greedy answers (at most `max_tokens` words, up to EOS) to questions about images.
+pub fn answer(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    questions: &[(String, Image)],
+    max_tokens: usize,
+    device: &Device,
+) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(questions.len());
+    for chunk in questions.chunks(EVAL_BATCH) {
+        let images: Vec<&Image> = chunk.iter().map(|(_, i)| i).collect();
+        let patches = patchify(images_tensor(&images, device), cfg.patch);
+        let mut rows = chunk
+            .iter()
+            .map(|(q, _)| question_ids(tok, q))
+            .collect::<Result<Vec<_>>>()?;
+        let prefix: Vec<usize> = rows.iter().map(Vec::len).collect();
+        let mut done = vec![false; chunk.len()];
+        for _ in 0..max_tokens {
+            let len = rows.iter().map(Vec::len).max().unwrap_or(1);
+            let flat: Vec<i64> = rows
+                .iter()
+                .flat_map(|r| r.iter().copied().chain(std::iter::repeat(PAD)).take(len))
+                .map(i64::from)
+                .collect();
+            let text = Tensor::<2, Int>::from_data(
+                burn::tensor::TensorData::new(flat, [chunk.len(), len]),
+                device,
+            );
+            let logits = model
+                .forward(UmmInput {
+                    text,
+                    und_image: Some(patches.clone()),
+                    gen_image: None,
+                })
+                .logits; // [b, len, vocab]
+            let v = logits.dims()[2];
+            let next: Vec<i64> = logits
+                .argmax(2)
+                .reshape([chunk.len() * len])
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .expect("int ids");
+            let _ = v;
+            for (i, row) in rows.iter_mut().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                let id = next[i * len + row.len() - 1] as u32;
+                row.push(id);
+                done[i] = id == EOS;
+            }
+            if done.iter().all(|&d| d) {
+                break;
+            }
+        }
+        for (row, p) in rows.iter().zip(prefix) {
+            let ids: Vec<u32> = row[p..].iter().copied().take_while(|&i| i != EOS).collect();
+            out.push(tok.decode(&ids)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Correct answers out of asked questions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub correct: usize,
+    pub total: usize,
+}
+
+impl Tally {
+    fn add(&mut self, ok: bool) {
+        self.correct += usize::from(ok);
+        self.total += 1;
+    }
+
+    /// Fraction correct (0 when nothing was asked).
+    pub fn accuracy(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.total as f64
+        }
+    }
+}
+
+/// Understanding accuracy on a set of prompts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UndReport {
+    /// "does this image show : <prompt> ?" about the true render (answer yes).
+    pub match_yes: Tally,
+    /// The same question about a render that breaks exactly one constraint (answer no).
+    pub match_no: Tally,
+    /// Per category: yes and no questions together (one of each per prompt when a
+    /// violation exists).
+    pub by_category: BTreeMap<String, (Tally, Tally)>,
+    /// "what is this ?" about a crop around one object of the true render, exact answer.
+    pub region: Tally,
+}
+
+impl UndReport {
+    /// Balanced prompt-match accuracy: the mean of the yes and no accuracies.
+    pub fn prompt_match_acc(&self) -> f64 {
+        0.5 * (self.match_yes.accuracy() + self.match_no.accuracy())
+    }
+
+    /// Balanced prompt-match accuracy of one category.
+    pub fn category_acc(&self, name: &str) -> Option<f64> {
+        self.by_category
+            .get(name)
+            .map(|(y, n)| 0.5 * (y.accuracy() + n.accuracy()))
+    }
+}
+
+/// Asks the model, for each prompt, whether the true render and a one-constraint violation
+/// show the prompt, and what one object of the true render is. Scenes come from `seed`.
+pub fn evaluate_understanding(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    prompts: &[Prompt],
+    seed: u64,
+    device: &Device,
+) -> Result<UndReport> {
+    let mut rng = Rng::derive(seed, "eval-understanding");
+    let res = cfg.resolution;
+    // (question, image, expected answer, category, is it a yes/no match question)
+    let mut items: Vec<(String, Image, String, String, Option<bool>)> = Vec::new();
+    for p in prompts {
+        let Ok(truth) = sample_scene(&p.meaning, &p.text, &mut rng) else {
+            continue;
+        };
+        let q = prompt_match_question(&p.text);
+        let cat = p.category.name().to_string();
+        items.push((
+            q.clone(),
+            question_image(Some(&truth), None, res),
+            "yes".into(),
+            cat.clone(),
+            Some(true),
+        ));
+        let mut kinds = applicable(&p.meaning);
+        rng.shuffle(&mut kinds);
+        let negative = kinds.iter().find_map(|&k| {
+            let m = violate(&p.meaning, k, &mut rng)?;
+            sample_scene(&m, &p.text, &mut rng).ok()
+        });
+        if let Some(s) = negative {
+            items.push((q, question_image(Some(&s), None, res), "no".into(), cat.clone(), Some(false)));
+        }
+        let o = rng.pick(&truth.objects).clone();
+        let [x0, y0, x1, y1] = o.bbox();
+        let pad = 1.0;
+        let b = [(x0 - pad).max(0.0), (y0 - pad).max(0.0), (x1 + pad).min(32.0), (y1 + pad).min(32.0)];
+        items.push((
+            REGION_QUESTION.into(),
+            question_image(Some(&truth), Some(b), res),
+            describe(&o),
+            cat,
+            None,
+        ));
+    }
+    let questions: Vec<(String, Image)> = items
+        .iter()
+        .map(|(q, i, ..)| (q.clone(), i.clone()))
+        .collect();
+    let answers = answer(model, cfg, tok, &questions, 5, device)?;
+    if std::env::var_os("SRUM_EVAL_DEBUG").is_some() {
+        for ((q, _, want, ..), got) in items.iter().zip(&answers).take(12) {
+            eprintln!("{q} -> {got:?} (want {want:?})");
+        }
+    }
+    let mut r = UndReport::default();
+    for ((_, _, want, cat, kind), got) in items.iter().zip(answers) {
+        let ok = &got == want;
+        match kind {
+            Some(yes) => {
+                let e = r.by_category.entry(cat.clone()).or_default();
+                if *yes {
+                    r.match_yes.add(ok);
+                    e.0.add(ok);
+                } else {
+                    r.match_no.add(ok);
+                    e.1.add(ok);
+                }
+            }
+            None => r.region.add(ok),
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,112 @@
+//! Seeded weight initialisation that does not depend on the backend.
+//!
+//! Burn draws initial weights from its backend's global generator, so the same seed can give
+//! different weights on two backends, and tests running in parallel would share one generator.
+//! [`seeded`] redraws every weight from compworld's own generator instead, in the order the
+//! module visits its parameters:
+//!
+//! - linear weights `[fan_in, fan_out]`: uniform in `±1/sqrt(fan_in)` (burn's default scale);
+//!   linear biases: zero;
+//! - embeddings: normal with standard deviation 0.02;
+//! - layer norms: left at burn's ones and zeros.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use compworld::Rng;
+
+/// Standard deviation of embedding tables at initialisation.
+pub const EMBEDDING_STD: f32 = 0.02;
+
+struct Seeded {
+    rng: Rng,
+    /// (field name, type of the struct that holds it) of the modules entered so far.
+    path: Vec<(String, String)>,
+}
+
+impl ModuleMapper for Seeded {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (field, holder) = self
+            .path
+            .last()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .unwrap_or(("", ""));
+        let (field, holder) = (field.to_string(), holder.to_string());
+        let rng = &mut self.rng;
+        param.map(|t| {
+            let dims = t.dims();
+            let n: usize = dims.iter().product();
+            let values: Option<Vec<f32>> = match (holder.as_str(), field.as_str()) {
+                ("Struct:Linear", "weight") => {
+                    let bound = 1.0 / (dims[0] as f32).sqrt();
+                    Some((0..n).map(|_| rng.range_f32(-bound, bound)).collect())
+                }
+                ("Struct:Linear", "bias") => Some(vec![0.0; n]),
+                ("Struct:Embedding", "weight") => {
+                    Some((0..n).map(|_| rng.normal() * EMBEDDING_STD).collect())
+                }
+                _ => None,
+            };
+            match values {
+                // Keep the parameter trainable: a fresh tensor does not inherit that.
+                Some(v) => Tensor::from_data(TensorData::new(v, dims), &t.device())
+                    .set_require_grad(t.is_require_grad()),
+                None => t,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::optim::{GradientsParams, SgdConfig};
+    use umm_model::{Umm, UmmConfig, UmmInput};
+
+    use super::*;
+
+    fn weights(m: &Umm) -> Vec<f32> {
+        let mut v = Vec::new();
+        for t in burn::store::ModuleSnapshot::collect(m, None, None, false) {
+            let bytes = t.to_bytes().unwrap();
+            v.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        }
+        v
+    }
+
+    #[test]
+    fn seeded_weights_are_reproducible_and_trainable() {
+        let device = Device::flex().autodiff();
+        let cfg = UmmConfig::micro();
+        let a = seeded(Umm::init(&cfg, &device), 5);
+        let b = seeded(Umm::init(&cfg, &device), 5);
+        let c = seeded(Umm::init(&cfg, &device), 6);
+        assert_eq!(weights(&a), weights(&b));
+        assert_ne!(weights(&a), weights(&c));
+        // One SGD step changes every parameter tensor that gets a gradient: redrawn weights
+        // must still require gradients.
+        let text = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 7, 9, 2], [1, 4]), &device);
+        let out = a.forward(UmmInput { text, und_image: None, gen_image: None });
+        let grads = GradientsParams::from_grads(out.logits.sum().backward(), &a);
+        let before = weights(&a);
+        let mut opt = SgdConfig::new().init();
+        let after = weights(&opt.step(0.1, a, grads));
+        let changed = before.iter().zip(&after).filter(|(x, y)| x != y).count();
+        assert!(changed > before.len() / 4, "{changed} of {} weights moved", before.len());
+    }
+}
+
+/// `module` with every linear and embedding weight redrawn from `seed`.
+pub fn seeded<M: Module>(module: M, seed: u64) -> M {
+    module.map(&mut Seeded {
+        rng: Rng::derive(seed, "init"),
+        path: Vec::new(),
+    })
+}

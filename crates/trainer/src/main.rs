@@ -1,0 +1,249 @@
+//! `srum`: the command-line tool of SRUM-rs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use compworld::splits::load_split;
+use compworld::{Image, Prompt};
+use trainer::device::{DeviceKind, device};
+use trainer::eval::evaluate_understanding;
+use trainer::pretrain::{PretrainConfig, RunOptions, pretrain};
+use umm_model::WordTokenizer;
+use umm_model::checkpoint;
+use umm_model::sampler::{SampleConfig, Solver, generate};
+
+#[derive(Parser, Debug)]
+#[command(name = "srum", version, about = "Self-rewarding post-training of a unified multimodal model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pretrain the unified model on compworld from scratch (or resume a run).
+    Pretrain {
+        /// Model preset: micro, tiny (CPU default), small or base.
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// A full run configuration (TOML, as written to a run's config.toml); overrides
+        /// --preset.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run folder: config.toml, metrics.csv, checkpoints/, model.safetensors.
+        #[arg(long)]
+        out: PathBuf,
+        /// Override train.steps.
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Override train.seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Continue from the newest checkpoint in --out.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many steps of this invocation (the schedule still spans all steps);
+        /// resume later with --resume.
+        #[arg(long)]
+        max_steps_now: Option<u64>,
+        /// Compute backend.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
+    },
+    /// Measure understanding on a prompt split: balanced prompt-match and region accuracy.
+    EvalUnd {
+        /// Model weights (.safetensors with its .meta.toml sidecar).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A split file (category, unseen, prompt), e.g. datasets/splits/test.tsv.
+        #[arg(long, default_value = "datasets/splits/test.tsv")]
+        split: PathBuf,
+        /// Seed of the scenes drawn for each prompt.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Compute backend.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
+    },
+    /// Generate images for prompts and save them as one PNG grid.
+    Sample {
+        /// Model weights (.safetensors with its .meta.toml sidecar).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Prompts (repeat the flag for several).
+        #[arg(long = "prompt", required = true)]
+        prompts: Vec<String>,
+        /// Images per prompt (one row each).
+        #[arg(long, default_value_t = 4)]
+        per_prompt: usize,
+        /// Integration steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Use Heun's second-order solver instead of Euler.
+        #[arg(long)]
+        heun: bool,
+        /// Classifier-free guidance scale (1 = none).
+        #[arg(long, default_value_t = 2.0)]
+        cfg_scale: f32,
+        /// Seed of the starting noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output PNG.
+        #[arg(long, default_value = "samples.png")]
+        out: PathBuf,
+        /// Compute backend.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Pretrain {
+            preset,
+            config,
+            out,
+            steps,
+            seed,
+            resume,
+            max_steps_now,
+            device: kind,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => PretrainConfig::from_file(p)?,
+                None => PretrainConfig::for_preset(&preset)?,
+            };
+            if let Some(s) = steps {
+                cfg.train.steps = s;
+            }
+            if let Some(s) = seed {
+                cfg.train.seed = s;
+            }
+            let dev = device(kind)?.autodiff();
+            eprintln!(
+                "pretraining {} ({} steps, batch {}+{}) on {} into {}",
+                config.as_deref().map_or(preset.clone(), |p| p.display().to_string()),
+                cfg.train.steps,
+                cfg.train.gen_batch,
+                cfg.train.und_batch,
+                kind.name(),
+                out.display()
+            );
+            let opts = RunOptions {
+                resume,
+                progress: true,
+                max_steps_now,
+            };
+            let o = pretrain(&cfg, &out, &dev, &opts)?;
+            let last = o.metrics.last();
+            eprintln!(
+                "step {} in {:.0} s; last losses: understanding {:.4}, generation {:.4}",
+                o.step,
+                o.wall_s,
+                last.map_or(f32::NAN, |m| m.loss_und),
+                last.map_or(f32::NAN, |m| m.loss_gen)
+            );
+            Ok(())
+        }
+        Command::EvalUnd {
+            checkpoint: ckpt,
+            split,
+            seed,
+            device: kind,
+        } => {
+            let dev = device(kind)?;
+            let (model, meta) = checkpoint::load(&ckpt, &dev)?;
+            let prompts = read_split(&split)?;
+            let t0 = Instant::now();
+            let r = evaluate_understanding(
+                &model,
+                &meta.config,
+                &WordTokenizer::compworld(),
+                &prompts,
+                seed,
+                &dev,
+            )?;
+            println!("category       prompt-match");
+            for name in r.by_category.keys() {
+                println!("{name:<14} {:.3}", r.category_acc(name).unwrap_or(0.0));
+            }
+            println!(
+                "prompt-match (balanced) {:.4}  [yes {:.3}, no {:.3}]\nregion {:.4}\n({} prompts, {:.0} s)",
+                r.prompt_match_acc(),
+                r.match_yes.accuracy(),
+                r.match_no.accuracy(),
+                r.region.accuracy(),
+                prompts.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Sample {
+            checkpoint: ckpt,
+            prompts,
+            per_prompt,
+            steps,
+            heun,
+            cfg_scale,
+            seed,
+            out,
+            device: kind,
+        } => {
+            let dev = device(kind)?;
+            let (model, meta) = checkpoint::load(&ckpt, &dev)?;
+            let tok = WordTokenizer::compworld();
+            for p in &prompts {
+                Prompt::parse(p).with_context(|| format!("prompt \"{p}\""))?;
+            }
+            let all: Vec<&str> = prompts
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p.as_str(), per_prompt))
+                .collect();
+            let sample = SampleConfig {
+                steps,
+                solver: if heun { Solver::Heun } else { Solver::Euler },
+                cfg_scale,
+                seed,
+            };
+            let imgs = generate(&model, &meta.config, &tok, &all, sample, &dev)?;
+            let images = to_images(imgs, meta.config.resolution)?;
+            let sheet = compworld::render::contact_sheet(&images, per_prompt, 4);
+            sheet.save_png(&out)?;
+            eprintln!("wrote {} ({} images)", out.display(), images.len());
+            Ok(())
+        }
+    }
+}
+
+fn read_split(path: &Path) -> Result<Vec<Prompt>> {
+    if !path.exists() {
+        bail!("split file {} not found", path.display());
+    }
+    Ok(load_split(path)?.into_iter().map(|e| e.prompt).collect())
+}
+
+/// `[batch, 3, side, side]` in [0, 1] to images.
+fn to_images(t: burn::Tensor<4>, side: usize) -> Result<Vec<Image>> {
+    let b = t.dims()[0];
+    let v: Vec<f32> = t
+        .to_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let per = 3 * side * side;
+    (0..b)
+        .map(|i| Ok(Image::from_chw(side, side, &v[i * per..(i + 1) * per])?))
+        .collect()
+}

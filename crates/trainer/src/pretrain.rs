@@ -1,0 +1,472 @@
+//! Pretraining: understanding (next-token cross-entropy on answers) and generation (rectified
+//! flow velocity regression) on one model, with AdamW, linear warm-up then cosine decay,
+//! gradient-norm clipping, a progress bar, a metrics CSV and periodic checkpoints.
+//!
+//! A run folder is self-describing:
+//!
+//! ```text
+//! runs/base-tiny/
+//!   config.toml        the full run configuration, written before step 1
+//!   metrics.csv        step, lr, losses, throughput, wall time
+//!   checkpoints/step-000500.safetensors (+ .meta.toml sidecar, + .optim.bpk optimiser state)
+//!   model.safetensors  (+ .meta.toml) the final weights
+//! ```
+//!
+//! `--resume` continues from the newest checkpoint of the folder: weights, optimiser moments,
+//! step and the data stream's random state, so a resumed run draws the same examples.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use compworld::Rng;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use umm_model::checkpoint::{self, CheckpointMeta};
+use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer};
+
+use crate::data::{DataStream, GenBatch, MixConfig, UndBatch, gen_batch, und_batch};
+use crate::{Error, Result};
+
+/// Optimisation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Generation pairs per step.
+    pub gen_batch: usize,
+    /// Understanding examples per step.
+    pub und_batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Steps of linear warm-up from 0 to `lr`.
+    pub warmup_steps: u64,
+    /// The cosine decay ends at `lr * min_lr_ratio`.
+    pub min_lr_ratio: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// Gradients are rescaled so that their global L2 norm is at most this.
+    pub grad_clip: f32,
+    /// Weight of the flow loss against the answer cross-entropy.
+    pub gen_loss_weight: f32,
+    /// Seed of the weights' initialisation and of the data stream.
+    pub seed: u64,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Append a metrics row every this many steps.
+    pub log_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 3000,
+            gen_batch: 32,
+            und_batch: 32,
+            lr: 2e-3,
+            warmup_steps: 150,
+            min_lr_ratio: 0.05,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            gen_loss_weight: 1.0,
+            seed: 0,
+            checkpoint_every: 250,
+            log_every: 10,
+        }
+    }
+}
+
+/// Everything a pretraining run needs: `config.toml` of a run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// The model's shape.
+    pub model: UmmConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// The data mixture.
+    pub mix: MixConfig,
+}
+
+impl PretrainConfig {
+    /// The default run for a model preset.
+    pub fn for_preset(preset: &str) -> Result<Self> {
+        Ok(PretrainConfig {
+            model: UmmConfig::preset(preset)?,
+            train: TrainConfig::default(),
+            mix: MixConfig::default(),
+        })
+    }
+
+    /// Parses and checks a TOML run configuration.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let c: PretrainConfig =
+            toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a run configuration file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the configuration serialises")
+    }
+
+    /// Checks every part.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.mix.validate()?;
+        let t = &self.train;
+        if t.steps == 0 || t.gen_batch + t.und_batch == 0 {
+            return Err(Error::Config(
+                "train.steps and the batch sizes must be > 0".into(),
+            ));
+        }
+        if !(t.lr > 0.0) || !(0.0..=1.0).contains(&t.min_lr_ratio) || !(t.grad_clip > 0.0) {
+            return Err(Error::Config(
+                "train.lr and train.grad_clip must be > 0, train.min_lr_ratio in [0, 1]".into(),
+            ));
+        }
+        if t.log_every == 0 {
+            return Err(Error::Config("train.log_every must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// TOML errors span several lines (a caret under the culprit); keep the message to one.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| "^ ".contains(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio` at the last step.
+pub fn learning_rate(t: &TrainConfig, step: u64) -> f64 {
+    if step < t.warmup_steps {
+        return t.lr * (step + 1) as f64 / t.warmup_steps as f64;
+    }
+    let span = t.steps.saturating_sub(t.warmup_steps).max(1) as f64;
+    let progress = ((step - t.warmup_steps) as f64 / span).min(1.0);
+    let floor = t.lr * t.min_lr_ratio;
+    floor + (t.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+/// Mean cross-entropy of the masked positions: `logits [b, len, vocab]`, `targets [b, len]`,
+/// `mask [b, len]`.
+pub fn answer_loss(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+    let logp = log_softmax(logits, 2);
+    let picked = logp.gather(2, targets.unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2); // [b, len]
+    let total = mask.clone().sum();
+    (picked * mask).sum().neg() / total.clamp_min(1.0)
+}
+
+/// The understanding loss of a batch.
+pub fn und_loss(model: &Umm, b: &UndBatch) -> Tensor<1> {
+    let out = model.forward(UmmInput {
+        text: b.text.clone(),
+        und_image: Some(b.image.clone()),
+        gen_image: None,
+    });
+    answer_loss(out.logits, b.targets.clone(), b.mask.clone())
+}
+
+/// The rectified-flow loss of a batch: `x_t = x0 + t (noise - x0)`, target velocity
+/// `noise - x0`, mean squared error.
+pub fn gen_loss(model: &Umm, b: &GenBatch) -> Tensor<1> {
+    let t3 = b.t.clone().unsqueeze_dim::<2>(1).unsqueeze_dim::<3>(2); // [b, 1, 1]
+    let v = b.noise.clone() - b.x0.clone();
+    let xt = b.x0.clone() + v.clone() * t3;
+    let out = model.forward(UmmInput {
+        text: b.text.clone(),
+        und_image: None,
+        gen_image: Some((xt, b.t.clone())),
+    });
+    let pred = out.velocity.expect("a generation segment was given");
+    (pred - v).square().mean()
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepMetrics {
+    pub step: u64,
+    pub lr: f64,
+    pub loss_und: f32,
+    pub loss_gen: f32,
+    pub examples_per_s: f64,
+    pub wall_s: f64,
+}
+
+/// Where a run writes.
+#[derive(Debug, Clone)]
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.0.join("metrics.csv")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.0.join("checkpoints")
+    }
+    pub fn checkpoint(&self, step: u64) -> PathBuf {
+        self.checkpoints().join(format!("step-{step:06}.safetensors"))
+    }
+    pub fn final_model(&self) -> PathBuf {
+        self.0.join("model.safetensors")
+    }
+    /// The newest checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(self.checkpoints())
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        found.sort();
+        found.pop()
+    }
+}
+
+fn optim_path(weights: &Path) -> PathBuf {
+    weights.with_extension("optim.bpk")
+}
+
+/// Options of [`pretrain`] that are not part of the run's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue from the newest checkpoint in the folder.
+    pub resume: bool,
+    /// Draw a progress bar (off in tests).
+    pub progress: bool,
+    /// Stop after this many steps of this invocation (for chunked runs); the schedule still
+    /// follows `train.steps`.
+    pub max_steps_now: Option<u64>,
+}
+
+/// What [`pretrain`] returns.
+#[derive(Debug, Clone)]
+pub struct PretrainOutcome {
+    pub model: Umm,
+    /// Every logged row, in order (including rows logged before a resume, read back).
+    pub metrics: Vec<StepMetrics>,
+    /// Seconds spent in this invocation.
+    pub wall_s: f64,
+    /// The step reached.
+    pub step: u64,
+}
+
+/// Runs (or resumes) pretraining into `dir` on `device` (an autodiff device).
+pub fn pretrain(
+    cfg: &PretrainConfig,
+    dir: &Path,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<PretrainOutcome> {
+    cfg.validate()?;
+    let run = RunDir(dir.to_path_buf());
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        Error::Io(format!("cannot {what} {}: {e}", p.display()))
+    };
+    fs::create_dir_all(run.checkpoints()).map_err(|e| io("create", &run.checkpoints(), e))?;
+    let tok = WordTokenizer::compworld();
+    if tok.vocab_size() != cfg.model.vocab_size {
+        return Err(Error::Config(format!(
+            "model.vocab_size = {} but the compworld tokenizer has {} tokens",
+            cfg.model.vocab_size,
+            tok.vocab_size()
+        )));
+    }
+    let t = &cfg.train;
+
+    // Start fresh, or pick up weights, optimiser, step and data stream from a checkpoint.
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(t.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip)))
+        .init();
+    let (mut model, start, rng) = match run.latest_checkpoint().filter(|_| opts.resume) {
+        Some(ckpt) => {
+            let saved = PretrainConfig::from_file(&run.config())?;
+            if saved != *cfg {
+                return Err(Error::Config(format!(
+                    "cannot resume {}: its config.toml differs from this run's configuration",
+                    dir.display()
+                )));
+            }
+            let (model, meta) = checkpoint::load(&ckpt, device)?;
+            let op = optim_path(&ckpt);
+            optim = optim
+                .load(&op)
+                .map_err(|e| Error::Checkpoint(format!("{}: {e}", op.display())))?;
+            (model, meta.step, Rng::from_state(meta.rng_state))
+        }
+        None => {
+            if opts.resume && run.config().exists() {
+                eprintln!("no checkpoint in {}: starting from step 0", dir.display());
+            }
+            fs::write(run.config(), cfg.to_toml()).map_err(|e| io("write", &run.config(), e))?;
+            fs::write(run.metrics(), "step,lr,loss_und,loss_gen,examples_per_s,wall_s\n")
+                .map_err(|e| io("write", &run.metrics(), e))?;
+            (
+                init_model(&cfg.model, t.seed, device),
+                0,
+                Rng::derive(t.seed, "pretrain-data"),
+            )
+        }
+    };
+    let mut stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?;
+    let mut metrics = read_metrics(&run.metrics(), start);
+    let wall0 = metrics.last().map_or(0.0, |m| m.wall_s);
+    let end = opts
+        .max_steps_now
+        .map_or(t.steps, |n| (start + n).min(t.steps));
+
+    let bar = if opts.progress {
+        let b = ProgressBar::new(t.steps);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, eta {eta} | {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        b.set_position(start);
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut csv = OpenOptions::new()
+        .append(true)
+        .open(run.metrics())
+        .map_err(|e| io("open", &run.metrics(), e))?;
+    let began = Instant::now();
+    let mut since_log = (Instant::now(), 0usize);
+    let (mut sum_und, mut sum_gen, mut n_acc) = (0.0f32, 0.0f32, 0u32);
+    let mut step = start;
+    while step < end {
+        let lr = learning_rate(t, step);
+        // Both batches' randomness comes from the one stream, so a run is a function of its seed.
+        let gen_ex = stream.gen_examples(t.gen_batch);
+        let und_ex = stream.und_examples(t.und_batch);
+        let mut noise_rng = Rng::new(stream_rng_next(&mut stream));
+        let mut loss = Tensor::<1>::zeros([1], device);
+        let (mut lu, mut lg) = (0.0, 0.0);
+        if t.und_batch > 0 {
+            let ub = und_batch(&tok, &cfg.model, &und_ex, device)?;
+            let l = und_loss(&model, &ub);
+            lu = l.clone().into_scalar::<f32>();
+            loss = loss + l;
+        }
+        if t.gen_batch > 0 {
+            let gb = gen_batch(&tok, &cfg.model, &gen_ex, &mut noise_rng, device)?;
+            let l = gen_loss(&model, &gb);
+            lg = l.clone().into_scalar::<f32>();
+            loss = loss + l.mul_scalar(t.gen_loss_weight);
+        }
+        if !(lu + lg).is_finite() {
+            return Err(Error::Diverged(step, lu, lg));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        step += 1;
+        (sum_und, sum_gen, n_acc) = (sum_und + lu, sum_gen + lg, n_acc + 1);
+        since_log.1 += t.gen_batch + t.und_batch;
+
+        if step % t.log_every == 0 || step == end {
+            let rate = since_log.1 as f64 / since_log.0.elapsed().as_secs_f64();
+            let m = StepMetrics {
+                step,
+                lr,
+                loss_und: sum_und / n_acc as f32,
+                loss_gen: sum_gen / n_acc as f32,
+                examples_per_s: rate,
+                wall_s: wall0 + began.elapsed().as_secs_f64(),
+            };
+            writeln!(
+                csv,
+                "{},{:.6e},{:.5},{:.5},{:.1},{:.1}",
+                m.step, m.lr, m.loss_und, m.loss_gen, m.examples_per_s, m.wall_s
+            )
+            .map_err(|e| io("append to", &run.metrics(), e))?;
+            bar.set_message(format!(
+                "und {:.3} gen {:.3} lr {:.1e} {:.0} ex/s",
+                m.loss_und, m.loss_gen, lr, rate
+            ));
+            metrics.push(m);
+            (sum_und, sum_gen, n_acc) = (0.0, 0.0, 0);
+            since_log = (Instant::now(), 0);
+        }
+        bar.set_position(step);
+        let periodic = t.checkpoint_every > 0 && step % t.checkpoint_every == 0;
+        if periodic || step == end {
+            let path = run.checkpoint(step);
+            let meta = CheckpointMeta::new(cfg.model.clone(), step, stream.rng_state());
+            checkpoint::save(&model, &meta, &path)?;
+            optim
+                .save(optim_path(&path))
+                .map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))?;
+        }
+    }
+    bar.finish();
+    if step == t.steps {
+        let meta = CheckpointMeta::new(cfg.model.clone(), step, stream.rng_state());
+        checkpoint::save(&model, &meta, &run.final_model())?;
+    }
+    Ok(PretrainOutcome {
+        model,
+        metrics,
+        wall_s: began.elapsed().as_secs_f64(),
+        step,
+    })
+}
+
+/// A seed for the step's noise, drawn from the data stream (keeps one source of randomness).
+fn stream_rng_next(stream: &mut DataStream) -> u64 {
+    let mut r = Rng::from_state(stream.rng_state());
+    let s = r.next_u64();
+    stream.set_rng_state(r.state());
+    s
+}
+
+/// A model initialised from `seed`. Burn draws initial weights from its backend's generator,
+/// which has no public seed in 0.22, so the weights are redrawn here from our own generator:
+/// the same seed gives the same model on every backend.
+pub fn init_model(cfg: &UmmConfig, seed: u64, device: &Device) -> Umm {
+    crate::init::seeded(Umm::init(cfg, device), seed)
+}
+
+fn read_metrics(path: &Path, up_to: u64) -> Vec<StepMetrics> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some(StepMetrics {
+                step: f.first()?.parse().ok()?,
+                lr: f.get(1)?.parse().ok()?,
+                loss_und: f.get(2)?.parse().ok()?,
+                loss_gen: f.get(3)?.parse().ok()?,
+                examples_per_s: f.get(4)?.parse().ok()?,
+                wall_s: f.get(5)?.parse().ok()?,
+            })
+        })
+        .filter(|m| m.step <= up_to)
+        .collect()
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the trainer (release profile: `cargo test --workspace --release`).
+
+mod config;
+mod pretrain;
+mod shipped;

@@ -1,0 +1,359 @@
+//! `cargo xtask base-eval`: the base model's understanding-generation gap, and the shipped
+//! checkpoint's manifest.
+//!
+//! Understanding: balanced prompt-match accuracy (true render vs a one-constraint violation)
+//! and region identification, per category of the test split (`trainer::eval`, no oracle).
+//! Generation: the oracle's score of the model's own images of the same test prompts, and of
+//! every colour-shape single-object prompt ("a red circle", 40 prompts, 6 of them pairs that
+//! generation training never saw).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use compworld::splits::{HELD_OUT_COLOUR_SHAPE, load_split};
+use compworld::{Colour, Image, Prompt, Shape};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use trainer::eval::{UndReport, evaluate_understanding};
+use umm_model::sampler::{SampleConfig, generate};
+use umm_model::{Umm, UmmConfig, WordTokenizer, checkpoint};
+
+/// Images generated per prompt.
+pub const DEFAULT_SAMPLES: usize = 2;
+/// Prompts generated per forward batch.
+const GEN_BATCH: usize = 64;
+
+/// Settings of one evaluation.
+#[derive(Debug, Clone)]
+pub struct EvalArgs {
+    pub checkpoint: PathBuf,
+    pub split: PathBuf,
+    pub samples: usize,
+    pub sample: SampleConfig,
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct GapRow {
+    understanding: f64,
+    generation: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Detail {
+    checkpoint: String,
+    split: String,
+    samples_per_prompt: usize,
+    sampler: String,
+    und_prompt_match_acc: f64,
+    und_match_yes_acc: f64,
+    und_match_no_acc: f64,
+    und_region_acc: f64,
+    gen_single_object: f64,
+    gen_single_object_seen: f64,
+    gen_single_object_unseen: f64,
+    by_category: BTreeMap<String, GapRow>,
+    gen_unseen_prompts: f64,
+    gen_seen_prompts: f64,
+    wall_s: f64,
+}
+
+/// What an evaluation measured.
+#[derive(Debug, Clone)]
+pub struct EvalOutcome {
+    pub und: UndReport,
+    pub gen_single: f64,
+}
+
+fn bar(n: usize, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(n as u64);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what}: {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} images"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    b
+}
+
+/// Generates `samples` images for each prompt (seeds 0..samples) and returns them in order.
+fn generate_all(
+    model: &Umm,
+    cfg: &UmmConfig,
+    prompts: &[&str],
+    samples: usize,
+    sample: SampleConfig,
+    device: &Device,
+    what: &str,
+) -> Result<Vec<Vec<Image>>> {
+    let tok = WordTokenizer::compworld();
+    let mut out: Vec<Vec<Image>> = vec![Vec::new(); prompts.len()];
+    let pb = bar(prompts.len() * samples, what);
+    for s in 0..samples {
+        for (ci, chunk) in prompts.chunks(GEN_BATCH).enumerate() {
+            // Seeds differ per sample round and per chunk, so no two images share noise.
+            let sc = SampleConfig {
+                seed: sample.seed + (s * 1000 + ci) as u64,
+                ..sample
+            };
+            let t = generate(model, cfg, &tok, chunk, sc, device)?;
+            let side = cfg.resolution;
+            let v: Vec<f32> = t
+                .to_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let per = 3 * side * side;
+            for (i, _) in chunk.iter().enumerate() {
+                let img = Image::from_chw(side, side, &v[i * per..(i + 1) * per])?;
+                out[ci * GEN_BATCH + i].push(img);
+            }
+            pb.inc(chunk.len() as u64);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
+
+/// The 40 colour-shape prompts and whether each pair is held out of generation training.
+pub fn single_object_prompts() -> Vec<(Prompt, bool)> {
+    let mut v = Vec::new();
+    for &c in Colour::ALL {
+        for &s in Shape::ALL {
+            let article = if c.word().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            let p = Prompt::parse(&format!("{article} {} {}", c.word(), s.word()))
+                .expect("a colour-shape prompt parses");
+            v.push((p, HELD_OUT_COLOUR_SHAPE.contains(&(c, s))));
+        }
+    }
+    v
+}
+
+/// Runs the evaluation, writes `base-gap.json`, `base-eval.json`, `base-eval.md` and sample
+/// sheets into `out_dir`.
+pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
+    let t0 = Instant::now();
+    let device = Device::flex();
+    let (model, meta) = checkpoint::load(&a.checkpoint, &device)?;
+    let cfg = meta.config.clone();
+    if !a.split.exists() {
+        bail!("split file {} not found", a.split.display());
+    }
+    let entries = load_split(&a.split)?;
+    let prompts: Vec<Prompt> = entries.iter().map(|e| e.prompt.clone()).collect();
+    eprintln!("understanding: {} prompts", prompts.len());
+    let und = evaluate_understanding(&model, &cfg, &WordTokenizer::compworld(), &prompts, 0, &device)?;
+
+    let texts: Vec<&str> = prompts.iter().map(|p| p.text.as_str()).collect();
+    let images = generate_all(&model, &cfg, &texts, a.samples, a.sample, &device, "test split")?;
+    let mut per_cat: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let (mut seen, mut unseen) = (Vec::new(), Vec::new());
+    for ((p, e), imgs) in prompts.iter().zip(&entries).zip(&images) {
+        for img in imgs {
+            let s = f64::from(scene_oracle::score(img, p).score);
+            per_cat.entry(p.category.name().to_string()).or_default().push(s);
+            if e.unseen { &mut unseen } else { &mut seen }.push(s);
+        }
+    }
+    let gen_by_category: BTreeMap<String, f64> =
+        per_cat.iter().map(|(k, v)| (k.clone(), mean(v))).collect();
+
+    let singles = single_object_prompts();
+    let stexts: Vec<&str> = singles.iter().map(|(p, _)| p.text.as_str()).collect();
+    let simgs = generate_all(&model, &cfg, &stexts, 4, a.sample, &device, "single objects")?;
+    let (mut s_seen, mut s_unseen) = (Vec::new(), Vec::new());
+    for ((p, held), imgs) in singles.iter().zip(&simgs) {
+        for img in imgs {
+            let s = f64::from(scene_oracle::score(img, p).score);
+            if *held { &mut s_unseen } else { &mut s_seen }.push(s);
+        }
+    }
+    let gen_single = mean(&[s_seen.clone(), s_unseen.clone()].concat());
+
+    std::fs::create_dir_all(&a.out_dir)?;
+    // Sheets for people to look at: first image of the first 8 prompts of each category, and
+    // the single-object prompts.
+    let mut sheet = Vec::new();
+    for cat in compworld::Category::ALL {
+        let row: Vec<Image> = prompts
+            .iter()
+            .zip(&images)
+            .filter(|(p, _)| p.category == *cat)
+            .take(8)
+            .map(|(_, v)| v[0].clone())
+            .collect();
+        sheet.extend(row);
+    }
+    compworld::render::contact_sheet(&sheet, 8, 3).save_png(&a.out_dir.join("base-samples.png"))?;
+    let singles_sheet: Vec<Image> = simgs.iter().map(|v| v[0].clone()).collect();
+    compworld::render::contact_sheet(&singles_sheet, 5, 3)
+        .save_png(&a.out_dir.join("base-single-objects.png"))?;
+
+    let gap: BTreeMap<String, GapRow> = gen_by_category
+        .iter()
+        .map(|(k, &g)| {
+            let u = und.category_acc(k).unwrap_or(0.0);
+            (k.clone(), GapRow { understanding: u, generation: g })
+        })
+        .collect();
+    let detail = Detail {
+        checkpoint: a.checkpoint.display().to_string(),
+        split: a.split.display().to_string(),
+        samples_per_prompt: a.samples,
+        sampler: format!("{:?}", a.sample),
+        und_prompt_match_acc: und.prompt_match_acc(),
+        und_match_yes_acc: und.match_yes.accuracy(),
+        und_match_no_acc: und.match_no.accuracy(),
+        und_region_acc: und.region.accuracy(),
+        gen_single_object: gen_single,
+        gen_single_object_seen: mean(&s_seen),
+        gen_single_object_unseen: mean(&s_unseen),
+        by_category: gap,
+        gen_unseen_prompts: mean(&unseen),
+        gen_seen_prompts: mean(&seen),
+        wall_s: t0.elapsed().as_secs_f64(),
+    };
+    let gap_only: BTreeMap<&String, &GapRow> = detail.by_category.iter().collect();
+    std::fs::write(
+        a.out_dir.join("base-gap.json"),
+        serde_json::to_string_pretty(&gap_only)? + "\n",
+    )?;
+    std::fs::write(
+        a.out_dir.join("base-eval.json"),
+        serde_json::to_string_pretty(&detail)? + "\n",
+    )?;
+    let mut md = String::from(
+        "| category | understanding (prompt match) | generation (oracle) | gap (points) |\n|---|---|---|---|\n",
+    );
+    let mut wide = 0;
+    for (k, r) in &detail.by_category {
+        let gap = 100.0 * (r.understanding - r.generation);
+        wide += usize::from(gap >= 15.0);
+        writeln!(
+            md,
+            "| {k} | {:.3} | {:.3} | {gap:+.1} |",
+            r.understanding, r.generation
+        )?;
+    }
+    writeln!(
+        md,
+        "\nCategories where understanding leads by >= 15 points: {wide}.\n\
+         Understanding: prompt match {:.3} (yes {:.3}, no {:.3}), region {:.3}.\n\
+         Generation: single objects {:.3} (seen pairs {:.3}, held-out pairs {:.3}); test split seen prompts {:.3}, unseen {:.3}.",
+        detail.und_prompt_match_acc,
+        detail.und_match_yes_acc,
+        detail.und_match_no_acc,
+        detail.und_region_acc,
+        detail.gen_single_object,
+        detail.gen_single_object_seen,
+        detail.gen_single_object_unseen,
+        detail.gen_seen_prompts,
+        detail.gen_unseen_prompts,
+    )?;
+    std::fs::write(a.out_dir.join("base-eval.md"), &md)?;
+    println!("{md}");
+    eprintln!("evaluated in {:.0} s", detail.wall_s);
+    Ok(EvalOutcome { und, gen_single })
+}
+
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+}
+
+/// The manifest of a shipped checkpoint (`datasets/checkpoints/<name>.toml`).
+#[derive(Debug, Serialize)]
+struct Manifest {
+    /// SHA-256 of the .safetensors file.
+    sha256: String,
+    /// The command that trained it.
+    command: String,
+    /// Wall time of pretraining on the machine below, in seconds.
+    pretrain_wall_s: f64,
+    /// Where it was trained.
+    machine: String,
+    /// Optimiser steps.
+    steps: u64,
+    /// Balanced prompt-match accuracy on the test split (true renders vs one-constraint
+    /// violations).
+    und_prompt_match_acc: f64,
+    /// Region identification accuracy on the test split (exact answer).
+    und_region_acc: f64,
+    /// Oracle score of generated single-object prompts (40 colour-shape prompts, 4 images).
+    gen_single_object: f64,
+    /// How these numbers were measured.
+    eval_command: String,
+}
+
+/// `cargo xtask ship-base`.
+pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize) -> Result<()> {
+    let weights = run_dir.join("model.safetensors");
+    if !weights.exists() {
+        bail!(
+            "{} not found: the run has not finished (resume it with `srum pretrain --resume`)",
+            weights.display()
+        );
+    }
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv"))
+        .with_context(|| format!("cannot read {}/metrics.csv", run_dir.display()))?;
+    let wall: f64 = metrics
+        .lines()
+        .last()
+        .and_then(|l| l.rsplit(',').next())
+        .and_then(|w| w.parse().ok())
+        .context("metrics.csv has no wall time")?;
+    let dir = PathBuf::from("datasets/checkpoints");
+    std::fs::create_dir_all(&dir)?;
+    let dest = dir.join(format!("{name}.safetensors"));
+    std::fs::copy(&weights, &dest)?;
+    std::fs::copy(
+        checkpoint::sidecar_path(&weights),
+        checkpoint::sidecar_path(&dest),
+    )?;
+    let meta = checkpoint::load_meta(&dest)?;
+    let args = EvalArgs {
+        checkpoint: dest.clone(),
+        split: PathBuf::from("datasets/splits/test.tsv"),
+        samples,
+        sample: SampleConfig::default(),
+        out_dir: PathBuf::from("results"),
+    };
+    let o = run(&args)?;
+    let m = Manifest {
+        sha256: sha256_file(&dest)?,
+        command: command.to_string(),
+        pretrain_wall_s: wall,
+        machine: "2-core x86-64 CPU, no GPU (the project's reference machine)".into(),
+        steps: meta.step,
+        und_prompt_match_acc: o.und.prompt_match_acc(),
+        und_region_acc: o.und.region.accuracy(),
+        gen_single_object: o.gen_single,
+        eval_command: format!("cargo xtask base-eval --checkpoint {} --samples {samples}", dest.display()),
+    };
+    let text = format!(
+        "# The shipped base model: {name}.safetensors (+ {name}.meta.toml). Written by\n\
+         # `cargo xtask ship-base`; metrics measured on datasets/splits/test.tsv.\n{}",
+        toml::to_string(&m)?
+    );
+    std::fs::write(dir.join(format!("{name}.toml")), text)?;
+    eprintln!("shipped {} ({} bytes)", dest.display(), std::fs::metadata(&dest)?.len());
+    Ok(())
+}
