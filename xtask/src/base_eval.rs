@@ -158,16 +158,34 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
     let entries = load_split(&a.split)?;
     let prompts: Vec<Prompt> = entries.iter().map(|e| e.prompt.clone()).collect();
     eprintln!("understanding: {} prompts", prompts.len());
-    let und = evaluate_understanding(&model, &cfg, &WordTokenizer::compworld(), &prompts, 0, &device)?;
+    let und = evaluate_understanding(
+        &model,
+        &cfg,
+        &WordTokenizer::compworld(),
+        &prompts,
+        0,
+        &device,
+    )?;
 
     let texts: Vec<&str> = prompts.iter().map(|p| p.text.as_str()).collect();
-    let images = generate_all(&model, &cfg, &texts, a.samples, a.sample, &device, "test split")?;
+    let images = generate_all(
+        &model,
+        &cfg,
+        &texts,
+        a.samples,
+        a.sample,
+        &device,
+        "test split",
+    )?;
     let mut per_cat: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let (mut seen, mut unseen) = (Vec::new(), Vec::new());
     for ((p, e), imgs) in prompts.iter().zip(&entries).zip(&images) {
         for img in imgs {
             let s = f64::from(scene_oracle::score(img, p).score);
-            per_cat.entry(p.category.name().to_string()).or_default().push(s);
+            per_cat
+                .entry(p.category.name().to_string())
+                .or_default()
+                .push(s);
             if e.unseen { &mut unseen } else { &mut seen }.push(s);
         }
     }
@@ -176,7 +194,15 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
 
     let singles = single_object_prompts();
     let stexts: Vec<&str> = singles.iter().map(|(p, _)| p.text.as_str()).collect();
-    let simgs = generate_all(&model, &cfg, &stexts, 4, a.sample, &device, "single objects")?;
+    let simgs = generate_all(
+        &model,
+        &cfg,
+        &stexts,
+        4,
+        a.sample,
+        &device,
+        "single objects",
+    )?;
     let (mut s_seen, mut s_unseen) = (Vec::new(), Vec::new());
     for ((p, held), imgs) in singles.iter().zip(&simgs) {
         for img in imgs {
@@ -209,7 +235,13 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
         .iter()
         .map(|(k, &g)| {
             let u = und.category_acc(k).unwrap_or(0.0);
-            (k.clone(), GapRow { understanding: u, generation: g })
+            (
+                k.clone(),
+                GapRow {
+                    understanding: u,
+                    generation: g,
+                },
+            )
         })
         .collect();
     let detail = Detail {
@@ -346,7 +378,10 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize) -> Result
         und_prompt_match_acc: o.und.prompt_match_acc(),
         und_region_acc: o.und.region.accuracy(),
         gen_single_object: o.gen_single,
-        eval_command: format!("cargo xtask base-eval --checkpoint {} --samples {samples}", dest.display()),
+        eval_command: format!(
+            "cargo xtask base-eval --checkpoint {} --samples {samples}",
+            dest.display()
+        ),
     };
     let text = format!(
         "# The shipped base model: {name}.safetensors (+ {name}.meta.toml). Written by\n\
@@ -354,6 +389,10 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize) -> Result
         toml::to_string(&m)?
     );
     std::fs::write(dir.join(format!("{name}.toml")), text)?;
-    eprintln!("shipped {} ({} bytes)", dest.display(), std::fs::metadata(&dest)?.len());
+    eprintln!(
+        "shipped {} ({} bytes)",
+        dest.display(),
+        std::fs::metadata(&dest)?.len()
+    );
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod base_eval;
 mod firewall;
+mod tch;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,14 @@ enum Cmd {
         #[arg(long, default_value = "results")]
         out_dir: PathBuf,
     },
+    /// Run `srum` on libtorch (CPU or CUDA): installs PyTorch 2.9.0 into .venv-torch once,
+    /// builds srum with the `tch` feature into target/tch, runs it with the right library
+    /// path. Example: `cargo xtask tch -- pretrain --device tch-cpu --out runs/base-tiny`.
+    Tch {
+        /// Arguments for srum.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Ship a finished pretraining run as the base model: copy its final weights to
     /// datasets/checkpoints/<name>.safetensors, evaluate them on the test split (as base-eval,
     /// into results/) and write the manifest datasets/checkpoints/<name>.toml.
@@ -110,6 +119,7 @@ fn run(cli: Cli) -> Result<()> {
                 out_dir,
             })?;
         }
+        Cmd::Tch { args } => tch::run(&args)?,
         Cmd::ShipBase {
             run,
             name,

@@ -29,11 +29,14 @@ pub enum QaKind {
     PromptMatch,
     Region,
     Knowledge,
+    /// "what does this image show ?" answered with the scene's caption, objects listed left
+    /// to right: a dense, every-token signal that ties image features to attribute words.
+    Caption,
 }
 
 impl QaKind {
     /// Every kind.
-    pub const ALL: [QaKind; 7] = [
+    pub const ALL: [QaKind; 8] = [
         QaKind::Presence,
         QaKind::Attribute,
         QaKind::Count,
@@ -41,6 +44,7 @@ impl QaKind {
         QaKind::PromptMatch,
         QaKind::Region,
         QaKind::Knowledge,
+        QaKind::Caption,
     ];
 }
 
@@ -283,6 +287,13 @@ fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng) -> QaExample {
             ];
             ("what is this ?".to_string(), describe(o), Some(b))
         }
+        QaKind::Caption => {
+            // Left to right, so the order of the words can be read off the image.
+            let mut sorted = scene.clone();
+            sorted.objects.sort_by(|a, b| a.x.total_cmp(&b.x));
+            let text = crate::caption::caption(&sorted).text;
+            ("what does this image show ?".to_string(), text, None)
+        }
         QaKind::Knowledge | QaKind::PromptMatch => unreachable!("handled by example()"),
     };
     QaExample {
@@ -336,10 +347,10 @@ mod tests {
     #[test]
     fn same_seed_same_examples() {
         let a: Vec<QaExample> = (0..20)
-            .map(|i| example(QaKind::ALL[i % 7], &mut Rng::new(i as u64)))
+            .map(|i| example(QaKind::ALL[i % 8], &mut Rng::new(i as u64)))
             .collect();
         let b: Vec<QaExample> = (0..20)
-            .map(|i| example(QaKind::ALL[i % 7], &mut Rng::new(i as u64)))
+            .map(|i| example(QaKind::ALL[i % 8], &mut Rng::new(i as u64)))
             .collect();
         assert_eq!(a, b);
     }

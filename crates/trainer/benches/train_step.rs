@@ -17,7 +17,9 @@ fn train_step(c: &mut Criterion) {
     let device = Device::flex().autodiff();
     let cfg = UmmConfig::tiny();
     let tok = WordTokenizer::compworld();
-    let mut stream = DataStream::new(&MixConfig::default(), cfg.resolution, Rng::new(1)).unwrap();
+    let mut stream = DataStream::new(&MixConfig::default(), cfg.resolution, Rng::new(1))
+        .unwrap()
+        .with_max_text_len(cfg.max_text_len);
     let mut model = Some(init_model(&cfg, 0, &device));
     let mut optim = AdamWConfig::new().init();
     let mut rng = Rng::new(2);

@@ -46,7 +46,7 @@ pub struct MixConfig {
     /// circle") or a compworld category name (`color`, ..., `composite`).
     pub gen_sources: BTreeMap<String, f32>,
     /// Weight of each kind of understanding question: `presence`, `attribute`, `count`,
-    /// `relation`, `prompt_match`, `region`, `knowledge`.
+    /// `relation`, `prompt_match`, `region`, `knowledge`, `caption`.
     pub und_kinds: BTreeMap<String, f32>,
     /// Probability that a generation prompt is replaced by the empty prompt, which trains the
     /// unconditional branch that classifier-free guidance needs.
@@ -78,6 +78,7 @@ impl Default for MixConfig {
             ("prompt_match", 4.0),
             ("region", 2.0),
             ("knowledge", 0.3),
+            ("caption", 2.0),
         ];
         let to_map = |xs: &[(&str, f32)]| xs.iter().map(|(k, w)| (k.to_string(), *w)).collect();
         MixConfig {
@@ -104,6 +105,7 @@ fn qa_kind_name(k: QaKind) -> &'static str {
         QaKind::PromptMatch => "prompt_match",
         QaKind::Region => "region",
         QaKind::Knowledge => "knowledge",
+        QaKind::Caption => "caption",
     }
 }
 
@@ -173,7 +175,9 @@ fn weights_ok<T>(table: &[(T, f32)], what: &str) -> Result<()> {
         )));
     }
     if table.iter().map(|(_, w)| w).sum::<f32>() <= 0.0 {
-        return Err(Error::Config(format!("{what}: at least one weight must be > 0")));
+        return Err(Error::Config(format!(
+            "{what}: at least one weight must be > 0"
+        )));
     }
     Ok(())
 }
@@ -187,7 +191,12 @@ fn pick_weighted<T: Copy>(table: &[(T, f32)], rng: &mut Rng) -> T {
         }
         r -= w;
     }
-    table.iter().rev().find(|(_, w)| *w > 0.0).expect("a positive weight").0
+    table
+        .iter()
+        .rev()
+        .find(|(_, w)| *w > 0.0)
+        .expect("a positive weight")
+        .0
 }
 
 /// A generation pair.
@@ -233,6 +242,8 @@ pub struct DataStream {
     resolution: usize,
     /// Texts of the dev, val and test prompts.
     excluded: HashSet<String>,
+    /// Longest text (in words plus the three special tokens) an example may have.
+    max_text_len: usize,
 }
 
 impl DataStream {
@@ -251,7 +262,15 @@ impl DataStream {
             text_dropout: mix.text_dropout,
             resolution,
             excluded,
+            max_text_len: usize::MAX,
         })
+    }
+
+    /// Drops understanding examples longer than `n` tokens (BOS, question, `<ans>`, answer,
+    /// EOS), so every example fits the model.
+    pub fn with_max_text_len(mut self, n: usize) -> Self {
+        self.max_text_len = n;
+        self
     }
 
     /// The random state (saved in checkpoints so a resumed run continues the same stream).
@@ -277,26 +296,28 @@ impl DataStream {
     /// The next `n` generation pairs.
     pub fn gen_examples(&mut self, n: usize) -> Vec<GenExample> {
         (0..n)
-            .map(|_| loop {
-                let p = match pick_weighted(&self.gen_table, &mut self.rng) {
-                    GenSource::Single => single_object(&mut self.rng),
-                    GenSource::Category(c) => generate(c, &mut self.rng),
-                };
-                if !self.gen_allowed(&p) {
-                    continue;
+            .map(|_| {
+                loop {
+                    let p = match pick_weighted(&self.gen_table, &mut self.rng) {
+                        GenSource::Single => single_object(&mut self.rng),
+                        GenSource::Category(c) => generate(c, &mut self.rng),
+                    };
+                    if !self.gen_allowed(&p) {
+                        continue;
+                    }
+                    let Ok(scene) = sample_scene(&p.meaning, &p.text, &mut self.rng) else {
+                        continue;
+                    };
+                    let prompt = if self.rng.chance(self.text_dropout) {
+                        String::new()
+                    } else {
+                        p.text
+                    };
+                    break GenExample {
+                        prompt,
+                        image: render(&scene, self.resolution),
+                    };
                 }
-                let Ok(scene) = sample_scene(&p.meaning, &p.text, &mut self.rng) else {
-                    continue;
-                };
-                let prompt = if self.rng.chance(self.text_dropout) {
-                    String::new()
-                } else {
-                    p.text
-                };
-                break GenExample {
-                    prompt,
-                    image: render(&scene, self.resolution),
-                };
             })
             .collect()
     }
@@ -305,10 +326,16 @@ impl DataStream {
     pub fn und_examples(&mut self, n: usize) -> Vec<UndExample> {
         let excluded = &self.excluded;
         let accept = |p: &Prompt| !excluded.contains(&p.text);
+        let words = |s: &str| s.split_whitespace().count();
         (0..n)
             .map(|_| {
-                let kind = pick_weighted(&self.und_table, &mut self.rng);
-                let ex = example_with(kind, &mut self.rng, &accept);
+                let ex = loop {
+                    let kind = pick_weighted(&self.und_table, &mut self.rng);
+                    let ex = example_with(kind, &mut self.rng, &accept);
+                    if words(&ex.question) + words(&ex.answer) + 3 <= self.max_text_len {
+                        break ex;
+                    }
+                };
                 UndExample {
                     kind: ex.kind,
                     image: question_image(ex.scene.as_ref(), ex.region, self.resolution),
@@ -353,7 +380,12 @@ fn encode_line(tok: &dyn Tokenizer, text: &str) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-fn pad_rows(rows: &[Vec<u32>], fill: u32, max_len: usize, device: &Device) -> Result<Tensor<2, Int>> {
+fn pad_rows(
+    rows: &[Vec<u32>],
+    fill: u32,
+    max_len: usize,
+    device: &Device,
+) -> Result<Tensor<2, Int>> {
     let len = rows.iter().map(Vec::len).max().unwrap_or(1);
     if len > max_len {
         return Err(Error::Config(format!(
@@ -365,7 +397,10 @@ fn pad_rows(rows: &[Vec<u32>], fill: u32, max_len: usize, device: &Device) -> Re
         .flat_map(|r| r.iter().copied().chain(std::iter::repeat(fill)).take(len))
         .map(i64::from)
         .collect();
-    Ok(Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device))
+    Ok(Tensor::from_data(
+        TensorData::new(flat, [rows.len(), len]),
+        device,
+    ))
 }
 
 /// Builds a generation batch; noise and times come from `rng`. Times are drawn from a
@@ -436,7 +471,13 @@ pub fn und_batch(
         // Position i predicts token i + 1; the answer starts at `prefix`.
         let tgt: Vec<u32> = ids[1..].iter().copied().chain([PAD]).collect();
         let mask = (0..ids.len())
-            .map(|i| if i + 1 >= prefix && i + 1 < ids.len() { 1.0 } else { 0.0 })
+            .map(|i| {
+                if i + 1 >= prefix && i + 1 < ids.len() {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
             .collect();
         rows.push(ids);
         targets.push(tgt);
@@ -480,7 +521,11 @@ mod tests {
                 continue;
             }
             assert!(!eval.contains(&e.prompt), "{}", e.prompt);
-            assert!(!is_held_out(&Prompt::parse(&e.prompt).unwrap()), "{}", e.prompt);
+            assert!(
+                !is_held_out(&Prompt::parse(&e.prompt).unwrap()),
+                "{}",
+                e.prompt
+            );
         }
         // Text dropout at 0.1: 60 expected; a broken dropout gives 0 or 600.
         assert!((30..100).contains(&dropped), "{dropped}");

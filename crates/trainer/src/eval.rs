@@ -7,13 +7,16 @@ use std::collections::BTreeMap;
 use burn::prelude::*;
 use compworld::violation::{applicable, violate};
 use compworld::vqa::describe;
+use compworld::world::CANVAS_UNITS;
 use compworld::{Image, Prompt, Rng, sample_scene};
 use serde::{Deserialize, Serialize};
 use umm_model::tokenizer::{EOS, PAD};
 use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, patchify};
 
 use crate::Result;
-use crate::data::{REGION_QUESTION, images_tensor, prompt_match_question, question_ids, question_image};
+use crate::data::{
+    REGION_QUESTION, images_tensor, prompt_match_question, question_ids, question_image,
+};
 
 /// Questions answered per forward pass.
 const EVAL_BATCH: usize = 64;
@@ -169,12 +172,23 @@ pub fn evaluate_understanding(
             sample_scene(&m, &p.text, &mut rng).ok()
         });
         if let Some(s) = negative {
-            items.push((q, question_image(Some(&s), None, res), "no".into(), cat.clone(), Some(false)));
+            items.push((
+                q,
+                question_image(Some(&s), None, res),
+                "no".into(),
+                cat.clone(),
+                Some(false),
+            ));
         }
-        let o = rng.pick(&truth.objects).clone();
+        let o = *rng.pick(&truth.objects);
         let [x0, y0, x1, y1] = o.bbox();
         let pad = 1.0;
-        let b = [(x0 - pad).max(0.0), (y0 - pad).max(0.0), (x1 + pad).min(32.0), (y1 + pad).min(32.0)];
+        let b = [
+            (x0 - pad).max(0.0),
+            (y0 - pad).max(0.0),
+            (x1 + pad).min(CANVAS_UNITS),
+            (y1 + pad).min(CANVAS_UNITS),
+        ];
         items.push((
             REGION_QUESTION.into(),
             question_image(Some(&truth), Some(b), res),

@@ -10,7 +10,7 @@
 //! - embeddings: normal with standard deviation 0.02;
 //! - layer norms: left at burn's ones and zeros.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use compworld::Rng;
@@ -26,7 +26,8 @@ struct Seeded {
 
 impl ModuleMapper for Seeded {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
+        self.path
+            .push((name.to_string(), container_type.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -65,6 +66,33 @@ impl ModuleMapper for Seeded {
     }
 }
 
+/// `module` with every linear and embedding weight redrawn from `seed`.
+pub fn seeded<M: Module>(module: M, seed: u64) -> M {
+    module.map(&mut Seeded {
+        rng: Rng::derive(seed, "init"),
+        path: Vec::new(),
+    })
+}
+
+struct Renumber(u64);
+
+impl ModuleMapper for Renumber {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.0 += 1;
+        let (_, tensor, mapper) = param.consume();
+        Param::from_mapped_value(ParamId::from(self.0), tensor, mapper)
+    }
+}
+
+/// `module` with its parameter ids set to 1, 2, 3, ... in visiting order.
+///
+/// The optimiser keeps its state per parameter id, and burn draws ids at random when a module
+/// is built, so a model loaded from a checkpoint would not find its saved optimiser state.
+/// Numbering the ids the same way at initialisation and after loading makes resuming exact.
+pub fn renumber<M: Module>(module: M) -> M {
+    module.map(&mut Renumber(0))
+}
+
 #[cfg(test)]
 mod tests {
     use burn::optim::{GradientsParams, SgdConfig};
@@ -76,7 +104,11 @@ mod tests {
         let mut v = Vec::new();
         for t in burn::store::ModuleSnapshot::collect(m, None, None, false) {
             let bytes = t.to_bytes().unwrap();
-            v.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
         }
         v
     }
@@ -92,21 +124,22 @@ mod tests {
         assert_ne!(weights(&a), weights(&c));
         // One SGD step changes every parameter tensor that gets a gradient: redrawn weights
         // must still require gradients.
-        let text = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 7, 9, 2], [1, 4]), &device);
-        let out = a.forward(UmmInput { text, und_image: None, gen_image: None });
+        let text =
+            Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 7, 9, 2], [1, 4]), &device);
+        let out = a.forward(UmmInput {
+            text,
+            und_image: None,
+            gen_image: None,
+        });
         let grads = GradientsParams::from_grads(out.logits.sum().backward(), &a);
         let before = weights(&a);
         let mut opt = SgdConfig::new().init();
         let after = weights(&opt.step(0.1, a, grads));
         let changed = before.iter().zip(&after).filter(|(x, y)| x != y).count();
-        assert!(changed > before.len() / 4, "{changed} of {} weights moved", before.len());
+        assert!(
+            changed > before.len() / 4,
+            "{changed} of {} weights moved",
+            before.len()
+        );
     }
-}
-
-/// `module` with every linear and embedding weight redrawn from `seed`.
-pub fn seeded<M: Module>(module: M, seed: u64) -> M {
-    module.map(&mut Seeded {
-        rng: Rng::derive(seed, "init"),
-        path: Vec::new(),
-    })
 }

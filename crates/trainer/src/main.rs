@@ -16,7 +16,11 @@ use umm_model::checkpoint;
 use umm_model::sampler::{SampleConfig, Solver, generate};
 
 #[derive(Parser, Debug)]
-#[command(name = "srum", version, about = "Self-rewarding post-training of a unified multimodal model")]
+#[command(
+    name = "srum",
+    version,
+    about = "Self-rewarding post-training of a unified multimodal model"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,7 +139,9 @@ fn run(cli: Cli) -> Result<()> {
             let dev = device(kind)?.autodiff();
             eprintln!(
                 "pretraining {} ({} steps, batch {}+{}) on {} into {}",
-                config.as_deref().map_or(preset.clone(), |p| p.display().to_string()),
+                config
+                    .as_deref()
+                    .map_or(preset.clone(), |p| p.display().to_string()),
                 cfg.train.steps,
                 cfg.train.gen_batch,
                 cfg.train.und_batch,

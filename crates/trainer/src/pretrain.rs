@@ -134,7 +134,11 @@ impl PretrainConfig {
                 "train.steps and the batch sizes must be > 0".into(),
             ));
         }
-        if !(t.lr > 0.0) || !(0.0..=1.0).contains(&t.min_lr_ratio) || !(t.grad_clip > 0.0) {
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(t.lr)
+            || !(0.0..=1.0).contains(&t.min_lr_ratio)
+            || !positive(f64::from(t.grad_clip))
+        {
             return Err(Error::Config(
                 "train.lr and train.grad_clip must be > 0, train.min_lr_ratio in [0, 1]".into(),
             ));
@@ -170,7 +174,9 @@ pub fn learning_rate(t: &TrainConfig, step: u64) -> f64 {
 /// `mask [b, len]`.
 pub fn answer_loss(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
     let logp = log_softmax(logits, 2);
-    let picked = logp.gather(2, targets.unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2); // [b, len]
+    let picked = logp
+        .gather(2, targets.unsqueeze_dim::<3>(2))
+        .squeeze_dim::<2>(2); // [b, len]
     let total = mask.clone().sum();
     (picked * mask).sum().neg() / total.clamp_min(1.0)
 }
@@ -226,7 +232,8 @@ impl RunDir {
         self.0.join("checkpoints")
     }
     pub fn checkpoint(&self, step: u64) -> PathBuf {
-        self.checkpoints().join(format!("step-{step:06}.safetensors"))
+        self.checkpoints()
+            .join(format!("step-{step:06}.safetensors"))
     }
     pub fn final_model(&self) -> PathBuf {
         self.0.join("model.safetensors")
@@ -309,6 +316,7 @@ pub fn pretrain(
                 )));
             }
             let (model, meta) = checkpoint::load(&ckpt, device)?;
+            let model = crate::init::renumber(model);
             let op = optim_path(&ckpt);
             optim = optim
                 .load(&op)
@@ -320,8 +328,7 @@ pub fn pretrain(
                 eprintln!("no checkpoint in {}: starting from step 0", dir.display());
             }
             fs::write(run.config(), cfg.to_toml()).map_err(|e| io("write", &run.config(), e))?;
-            fs::write(run.metrics(), "step,lr,loss_und,loss_gen,examples_per_s,wall_s\n")
-                .map_err(|e| io("write", &run.metrics(), e))?;
+            fs::write(run.metrics(), METRICS_HEADER).map_err(|e| io("write", &run.metrics(), e))?;
             (
                 init_model(&cfg.model, t.seed, device),
                 0,
@@ -329,8 +336,17 @@ pub fn pretrain(
             )
         }
     };
-    let mut stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?;
+    let mut stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?
+        .with_max_text_len(cfg.model.max_text_len);
     let mut metrics = read_metrics(&run.metrics(), start);
+    if start > 0 {
+        // Rows logged after the checkpoint we resume from will be logged again.
+        let mut text = String::from(METRICS_HEADER);
+        for m in &metrics {
+            text.push_str(&metrics_row(m));
+        }
+        fs::write(run.metrics(), text).map_err(|e| io("write", &run.metrics(), e))?;
+    }
     let wall0 = metrics.last().map_or(0.0, |m| m.wall_s);
     let end = opts
         .max_steps_now
@@ -397,12 +413,8 @@ pub fn pretrain(
                 examples_per_s: rate,
                 wall_s: wall0 + began.elapsed().as_secs_f64(),
             };
-            writeln!(
-                csv,
-                "{},{:.6e},{:.5},{:.5},{:.1},{:.1}",
-                m.step, m.lr, m.loss_und, m.loss_gen, m.examples_per_s, m.wall_s
-            )
-            .map_err(|e| io("append to", &run.metrics(), e))?;
+            csv.write_all(metrics_row(&m).as_bytes())
+                .map_err(|e| io("append to", &run.metrics(), e))?;
             bar.set_message(format!(
                 "und {:.3} gen {:.3} lr {:.1e} {:.0} ex/s",
                 m.loss_und, m.loss_gen, lr, rate
@@ -445,9 +457,19 @@ fn stream_rng_next(stream: &mut DataStream) -> u64 {
 
 /// A model initialised from `seed`. Burn draws initial weights from its backend's generator,
 /// which has no public seed in 0.22, so the weights are redrawn here from our own generator:
-/// the same seed gives the same model on every backend.
+/// the same seed gives the same model on every backend. Parameter ids are numbered (see
+/// [`crate::init::renumber`]) so that a resumed run finds its optimiser state.
 pub fn init_model(cfg: &UmmConfig, seed: u64, device: &Device) -> Umm {
-    crate::init::seeded(Umm::init(cfg, device), seed)
+    crate::init::renumber(crate::init::seeded(Umm::init(cfg, device), seed))
+}
+
+const METRICS_HEADER: &str = "step,lr,loss_und,loss_gen,examples_per_s,wall_s\n";
+
+fn metrics_row(m: &StepMetrics) -> String {
+    format!(
+        "{},{:.6e},{:.5},{:.5},{:.1},{:.1}\n",
+        m.step, m.lr, m.loss_und, m.loss_gen, m.examples_per_s, m.wall_s
+    )
 }
 
 fn read_metrics(path: &Path, up_to: u64) -> Vec<StepMetrics> {

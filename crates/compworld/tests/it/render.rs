@@ -109,3 +109,53 @@ fn captions_parse_and_describe_every_object() {
         }
     }
 }
+
+#[test]
+fn crop_resize_cuts_out_the_box() {
+    let mut rng = Rng::new(4);
+    let p = compworld::generate::single_object(&mut rng);
+    let scene = compworld::sample_scene(&p.meaning, &p.text, &mut rng).unwrap();
+    let img = compworld::render(&scene, 32);
+    // The whole canvas at the same size is the image itself.
+    let same = img.crop_resize([0.0, 0.0, 32.0, 32.0], 32);
+    let diff = same
+        .data
+        .iter()
+        .zip(&img.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "{diff}");
+    // A crop around the object is mostly object; a crop of an empty corner is background.
+    let o = &scene.objects[0];
+    let ink = |i: &compworld::Image| {
+        let n = i.width * i.height;
+        (0..n)
+            .filter(|k| {
+                let px = &i.data[3 * k..3 * k + 3];
+                px.iter()
+                    .zip(compworld::world::BACKGROUND)
+                    .any(|(a, b)| (a - b).abs() > 0.1)
+            })
+            .count() as f32
+            / n as f32
+    };
+    let b = o.bbox();
+    let around = img.crop_resize(b, 32);
+    assert!(
+        ink(&around) > 2.0 * ink(&img),
+        "{} vs {}",
+        ink(&around),
+        ink(&img)
+    );
+}
+
+#[test]
+fn single_object_prompts_name_one_object_and_parse_back() {
+    let mut rng = Rng::new(5);
+    for _ in 0..200 {
+        let p = compworld::generate::single_object(&mut rng);
+        assert_eq!(p.meaning.object_count(), 1, "{}", p.text);
+        assert_eq!(compworld::Prompt::parse(&p.text).unwrap(), p);
+        assert!(p.meaning.phrases[0].spec.colour.is_some(), "{}", p.text);
+    }
+}

@@ -10,10 +10,15 @@ fn run_configs_round_trip_and_bad_ones_fail_in_one_line() {
 
     let unknown = c.to_toml().replace("[train]", "[train]\nbatch = 3");
     let e = PretrainConfig::from_toml(&unknown).unwrap_err().to_string();
-    assert!(e.contains("unknown field `batch`") && !e.contains('\n'), "{e}");
+    assert!(
+        e.contains("unknown field `batch`") && !e.contains('\n'),
+        "{e}"
+    );
 
     let malformed = c.to_toml().replace("steps = ", "steps = = ");
-    let e = PretrainConfig::from_toml(&malformed).unwrap_err().to_string();
+    let e = PretrainConfig::from_toml(&malformed)
+        .unwrap_err()
+        .to_string();
     assert!(!e.is_empty() && !e.contains('\n'), "{e}");
 
     let zero = c.to_toml().replace("lr = ", "lr = 0.0 #");

@@ -14,7 +14,9 @@ fn micro(steps: u64) -> PretrainConfig {
 }
 
 fn run(c: &PretrainConfig, dir: &std::path::Path, opts: RunOptions) -> Vec<StepMetrics> {
-    pretrain(c, dir, &Device::flex().autodiff(), &opts).unwrap().metrics
+    pretrain(c, dir, &Device::flex().autodiff(), &opts)
+        .unwrap()
+        .metrics
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -33,8 +35,14 @@ fn micro_pretraining_lowers_both_losses() {
     let mean = |xs: &[StepMetrics], f: fn(&StepMetrics) -> f32| {
         xs.iter().map(f).sum::<f32>() / xs.len() as f32
     };
-    let (u0, u1) = (mean(&m[..10], |r| r.loss_und), mean(&m[50..], |r| r.loss_und));
-    let (g0, g1) = (mean(&m[..10], |r| r.loss_gen), mean(&m[50..], |r| r.loss_gen));
+    let (u0, u1) = (
+        mean(&m[..10], |r| r.loss_und),
+        mean(&m[50..], |r| r.loss_und),
+    );
+    let (g0, g1) = (
+        mean(&m[..10], |r| r.loss_gen),
+        mean(&m[50..], |r| r.loss_gen),
+    );
     // Cross-entropy starts near ln(vocab) = 4.7 and must fall by a clear margin; so must the
     // flow loss (about 1.9 at the start).
     assert!(u0 > 4.0 && u1 < u0 - 1.0, "understanding {u0} -> {u1}");

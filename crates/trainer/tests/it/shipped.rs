@@ -10,7 +10,8 @@ use trainer::eval::answer;
 use umm_model::{WordTokenizer, checkpoint};
 
 fn shipped() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/checkpoints/base-tiny.safetensors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/checkpoints/base-tiny.safetensors")
 }
 
 #[test]
@@ -37,10 +38,22 @@ fn shipped_base_model_answers_simple_questions() {
         want.push(if shown == asked { "yes" } else { "no" }.to_string());
         let b = scene.objects[0].bbox();
         let crop = [b[0] - 1.0, b[1] - 1.0, b[2] + 1.0, b[3] + 1.0].map(|v| v.clamp(0.0, 32.0));
-        qs.push((REGION_QUESTION.to_string(), question_image(Some(&scene), Some(crop), cfg.resolution)));
-        want.push(shown.split(' ').filter(|w| !["a", "large", "small"].contains(w)).collect::<Vec<_>>().join(" "));
+        qs.push((
+            REGION_QUESTION.to_string(),
+            question_image(Some(&scene), Some(crop), cfg.resolution),
+        ));
+        want.push(
+            shown
+                .split(' ')
+                .filter(|w| !["a", "large", "small"].contains(w))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
-    qs.push(("what colour is the sky ?".into(), question_image(None, None, cfg.resolution)));
+    qs.push((
+        "what colour is the sky ?".into(),
+        question_image(None, None, cfg.resolution),
+    ));
     want.push("blue".into());
     let got = answer(&model, cfg, &tok, &qs, 5, &device).unwrap();
     let right = got.iter().zip(&want).filter(|(g, w)| g == w).count();

@@ -132,7 +132,10 @@ fn bad_checkpoints_give_clear_errors() {
     let text = std::fs::read_to_string(sidecar_path(&path)).unwrap();
     std::fs::write(sidecar_path(&odd), format!("optimiser = \"sgd\"\n{text}")).unwrap();
     let e = load_meta(&odd).unwrap_err().to_string();
-    assert!(e.contains("odd.meta.toml") && e.contains("optimiser"), "{e}");
+    assert!(
+        e.contains("odd.meta.toml") && e.contains("optimiser"),
+        "{e}"
+    );
     std::fs::write(sidecar_path(&odd), text.replace("format = 1", "format = 9")).unwrap();
     assert!(
         load_meta(&odd)
