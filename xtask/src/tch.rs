@@ -1,11 +1,11 @@
 //! `cargo xtask tch -- <srum args>`: run `srum` on burn's libtorch backend in one command.
 //!
 //! burn-tch 0.22 needs PyTorch 2.9.0's libraries exactly. This sets up (once) a virtual
-//! environment `.venv-torch` with the torch 2.9.0 wheel installed without its dependencies,
-//! plus the two CUDA runtime wheels its libraries link against (about 1.8 GB instead of 6.7),
-//! builds `srum` with the `tch` feature into `target/tch` (its own target folder, so the
-//! default build is not disturbed), and runs it with `LD_LIBRARY_PATH` pointing at the
-//! wheel's `torch/lib`.
+//! environment `.venv-torch` with the torch 2.9.0 wheel and its dependencies (about 6.7 GB:
+//! the wheel's `libtorch.so` links the CUDA libraries even for CPU work, so the slimmer
+//! `--no-deps` install does not load here), builds `srum` with the `tch` feature into
+//! `target/tch` (its own target folder, so the default build is not disturbed) with `LIBTORCH`
+//! pointing at the wheel, and runs it with `LD_LIBRARY_PATH` at the wheel's `torch/lib`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,29 +41,21 @@ pub fn run(args: &[String]) -> Result<()> {
     let venv = PathBuf::from(VENV);
     let py = venv.join("bin/python");
     if torch_lib(&venv).is_err() {
-        eprintln!("setting up {VENV} with {TORCH} (once; about 1.8 GB)");
+        eprintln!("setting up {VENV} with {TORCH} (once; about 6.7 GB)");
         status(Command::new("python3").args(["-m", "venv", VENV]))?;
-        status(Command::new(&py).args(["-m", "pip", "install", "--no-deps", TORCH]))?;
-        status(Command::new(&py).args([
-            "-m",
-            "pip",
-            "install",
-            "nvidia-cuda-runtime-cu12",
-            "nvidia-cuda-cupti-cu12",
-        ]))?;
+        status(Command::new(&py).args(["-m", "pip", "install", TORCH]))?;
     }
     let lib = torch_lib(&venv)?;
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").canonicalize()?.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let torch_dir = lib
+        .parent()
+        .context("torch/lib has a parent")?
+        .canonicalize()?;
     status(
         Command::new("cargo")
             .args(["build", "--release", "-p", "trainer", "--features", "tch"])
-            .env("LIBTORCH_USE_PYTORCH", "1")
-            .env("CARGO_TARGET_DIR", "target/tch")
-            .env("PATH", &path),
+            .env("LIBTORCH", &torch_dir)
+            .env("LIBTORCH_CXX11_ABI", "1")
+            .env("CARGO_TARGET_DIR", "target/tch"),
     )?;
     let ld = format!(
         "{}:{}",

@@ -9,6 +9,7 @@
 //!
 //! **Invariant:** nothing here depends on `scene-oracle` (`cargo xtask firewall` checks it).
 
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod eval;

@@ -57,6 +57,25 @@ enum Command {
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceKind,
     },
+    /// Time training steps of a preset on several backends, alternated round by round;
+    /// prints medians.
+    BenchStep {
+        /// Model preset.
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// Generation and understanding examples per step (each).
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Backends to compare (repeat the flag).
+        #[arg(long = "device", value_enum, default_values_t = [DeviceKind::Cpu])]
+        devices: Vec<DeviceKind>,
+        /// Measured rounds; each runs --steps steps on every backend in turn.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Steps per backend per round.
+        #[arg(long, default_value_t = 4)]
+        steps: usize,
+    },
     /// Measure understanding on a prompt split: balanced prompt-match and region accuracy.
     EvalUnd {
         /// Model weights (.safetensors with its .meta.toml sidecar).
@@ -162,6 +181,33 @@ fn run(cli: Cli) -> Result<()> {
                 last.map_or(f32::NAN, |m| m.loss_und),
                 last.map_or(f32::NAN, |m| m.loss_gen)
             );
+            Ok(())
+        }
+        Command::BenchStep {
+            preset,
+            batch,
+            devices,
+            rounds,
+            steps,
+        } => {
+            let cfg = umm_model::UmmConfig::preset(&preset)?;
+            let devs = devices
+                .iter()
+                .map(|&k| Ok((k.name().to_string(), device(k)?.autodiff())))
+                .collect::<Result<Vec<_>>>()?;
+            let times = trainer::bench::time_steps(&cfg, batch, &devs, rounds, steps)?;
+            let base = times[0].median();
+            println!("preset {preset}, batch {batch}+{batch}, {rounds} rounds x {steps} steps");
+            for t in &times {
+                println!(
+                    "{:<10} median {:.3} s/step ({:.2}x the first)  [min {:.3}, max {:.3}]",
+                    t.backend,
+                    t.median(),
+                    t.median() / base,
+                    t.seconds.iter().copied().fold(f64::INFINITY, f64::min),
+                    t.seconds.iter().copied().fold(0.0, f64::max)
+                );
+            }
             Ok(())
         }
         Command::EvalUnd {

@@ -1,5 +1,6 @@
 //! Integration tests of the trainer (release profile: `cargo test --workspace --release`).
 
+mod backends;
 mod config;
 mod pretrain;
 mod shipped;
