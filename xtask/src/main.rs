@@ -3,6 +3,7 @@
 
 mod base_eval;
 mod firewall;
+mod plot;
 mod tch;
 
 use std::path::PathBuf;
@@ -67,6 +68,18 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Plot a training run's losses (metrics.csv) to a PNG.
+    PlotRun {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Title.
+        #[arg(long, default_value = "pretraining")]
+        title: String,
+    },
     /// Ship a finished pretraining run as the base model: copy its final weights to
     /// datasets/checkpoints/<name>.safetensors, evaluate them on the test split (as base-eval,
     /// into results/) and write the manifest datasets/checkpoints/<name>.toml.
@@ -120,6 +133,10 @@ fn run(cli: Cli) -> Result<()> {
             })?;
         }
         Cmd::Tch { args } => tch::run(&args)?,
+        Cmd::PlotRun { run, out, title } => {
+            plot::plot_run(&run, &out, &title)?;
+            println!("wrote {}", out.display());
+        }
         Cmd::ShipBase {
             run,
             name,

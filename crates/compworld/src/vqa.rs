@@ -145,6 +145,32 @@ fn random_scene(rng: &mut Rng, accept: &dyn Fn(&Prompt) -> bool) -> (Prompt, Sce
     }
 }
 
+/// A prompt-match pair: "does this image show : <prompt> ?" about a true render (answer
+/// yes) and about a render of the prompt with exactly one constraint broken (answer no; none
+/// when no violation of the prompt can be drawn). Trained side by side, the two differ in one
+/// thing and in their answer: the cleanest signal for what the prompt requires.
+pub fn prompt_match_pair(
+    rng: &mut Rng,
+    accept: &dyn Fn(&Prompt) -> bool,
+) -> (QaExample, Option<QaExample>) {
+    let (p, truth) = random_scene(rng, accept);
+    let mut kinds = applicable(&p.meaning);
+    rng.shuffle(&mut kinds);
+    let negative = kinds.iter().find_map(|&k| {
+        let m = violate(&p.meaning, k, rng)?;
+        sample_scene(&m, &p.text, rng).ok()
+    });
+    let question = format!("does this image show : {} ?", p.text);
+    let ex = |scene, yes| QaExample {
+        kind: QaKind::PromptMatch,
+        question: question.clone(),
+        answer: yes_no(yes),
+        scene: Some(scene),
+        region: None,
+    };
+    (ex(truth, true), negative.map(|s| ex(s, false)))
+}
+
 /// Draws one example of `kind` about scenes of any prompt.
 pub fn example(kind: QaKind, rng: &mut Rng) -> QaExample {
     example_with(kind, rng, &|_| true)

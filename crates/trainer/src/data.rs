@@ -18,7 +18,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use compworld::generate::single_object;
 use compworld::splits::{is_held_out, make_splits};
-use compworld::vqa::{QaKind, example_with};
+use compworld::vqa::{QaKind, example_with, prompt_match_pair};
 use compworld::{Category, Image, Prompt, Rng, Scene, generate, render, sample_scene};
 use serde::{Deserialize, Serialize};
 use umm_model::tokenizer::{BOS, EOS, PAD};
@@ -51,6 +51,10 @@ pub struct MixConfig {
     /// Probability that a generation prompt is replaced by the empty prompt, which trains the
     /// unconditional branch that classifier-free guidance needs.
     pub text_dropout: f32,
+    /// Draw prompt-match questions in pairs: the true render (yes) and a one-constraint
+    /// violation of the same prompt (no), side by side in the batch. Otherwise each is drawn
+    /// alone, yes or no with equal chance.
+    pub paired_match: bool,
 }
 
 impl Default for MixConfig {
@@ -75,16 +79,17 @@ impl Default for MixConfig {
             ("attribute", 1.0),
             ("count", 1.0),
             ("relation", 1.0),
-            ("prompt_match", 4.0),
+            ("prompt_match", 3.0),
             ("region", 2.0),
             ("knowledge", 0.3),
-            ("caption", 2.0),
+            ("caption", 1.0),
         ];
         let to_map = |xs: &[(&str, f32)]| xs.iter().map(|(k, w)| (k.to_string(), *w)).collect();
         MixConfig {
             gen_sources: to_map(&gen_sources),
             und_kinds: to_map(&und_kinds),
             text_dropout: 0.1,
+            paired_match: true,
         }
     }
 }
@@ -239,6 +244,7 @@ pub struct DataStream {
     gen_table: Vec<(GenSource, f32)>,
     und_table: Vec<(QaKind, f32)>,
     text_dropout: f32,
+    paired_match: bool,
     resolution: usize,
     /// Texts of the dev, val and test prompts.
     excluded: HashSet<String>,
@@ -260,6 +266,7 @@ impl DataStream {
             gen_table: mix.gen_table()?,
             und_table: mix.und_table()?,
             text_dropout: mix.text_dropout,
+            paired_match: mix.paired_match,
             resolution,
             excluded,
             max_text_len: usize::MAX,
@@ -327,23 +334,30 @@ impl DataStream {
         let excluded = &self.excluded;
         let accept = |p: &Prompt| !excluded.contains(&p.text);
         let words = |s: &str| s.split_whitespace().count();
-        (0..n)
-            .map(|_| {
-                let ex = loop {
-                    let kind = pick_weighted(&self.und_table, &mut self.rng);
-                    let ex = example_with(kind, &mut self.rng, &accept);
-                    if words(&ex.question) + words(&ex.answer) + 3 <= self.max_text_len {
-                        break ex;
-                    }
-                };
-                UndExample {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let kind = pick_weighted(&self.und_table, &mut self.rng);
+            // Prompt matches come in pairs (true render, one-constraint violation) when the
+            // mixture asks for it and the batch has room for both.
+            let drawn = if kind == QaKind::PromptMatch && self.paired_match && out.len() + 2 <= n {
+                let (yes, no) = prompt_match_pair(&mut self.rng, &accept);
+                std::iter::once(yes).chain(no).collect()
+            } else {
+                vec![example_with(kind, &mut self.rng, &accept)]
+            };
+            for ex in drawn {
+                if words(&ex.question) + words(&ex.answer) + 3 > self.max_text_len {
+                    continue;
+                }
+                out.push(UndExample {
                     kind: ex.kind,
                     image: question_image(ex.scene.as_ref(), ex.region, self.resolution),
                     question: ex.question,
                     answer: ex.answer,
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        out
     }
 }
 
@@ -403,8 +417,10 @@ fn pad_rows(
     ))
 }
 
-/// Builds a generation batch; noise and times come from `rng`. Times are drawn from a
-/// logit-normal distribution (as in SD3), which spends more training on the middle of the path.
+/// Builds a generation batch; noise and times come from `rng`. Times are uniform in (0, 1]:
+/// the sampler starts at pure noise (t = 1), where the layout is decided, so that end of the
+/// path must be trained as much as the middle (a logit-normal draw, as in SD3, left it nearly
+/// untrained here and gave scattered patches).
 pub fn gen_batch(
     tok: &dyn Tokenizer,
     cfg: &UmmConfig,
@@ -421,9 +437,7 @@ pub fn gen_batch(
     let x0 = patchify(images_tensor(&images, device), cfg.patch);
     let (b, n, d) = (examples.len(), cfg.image_tokens(), cfg.patch_dim());
     let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
-    let t: Vec<f32> = (0..b)
-        .map(|_| (1.0 / (1.0 + (-rng.normal()).exp())).clamp(1e-3, 1.0 - 1e-3))
-        .collect();
+    let t: Vec<f32> = (0..b).map(|_| rng.range_f32(1e-3, 1.0)).collect();
     Ok(GenBatch {
         text,
         x0,
@@ -535,6 +549,28 @@ mod tests {
                 assert!(!eval.contains(p), "{p}");
             }
         }
+    }
+
+    #[test]
+    fn prompt_matches_come_as_yes_no_pairs_about_the_same_prompt() {
+        let mut mix = MixConfig::default();
+        mix.und_kinds = [("prompt_match".to_string(), 1.0)].into_iter().collect();
+        let ex = DataStream::new(&mix, 32, Rng::new(9))
+            .unwrap()
+            .und_examples(200);
+        let yes = ex.iter().filter(|e| e.answer == "yes").count();
+        let no = ex.iter().filter(|e| e.answer == "no").count();
+        assert_eq!(yes + no, 200);
+        // Nearly every prompt has a violation, so the answers are close to balanced.
+        assert!(no >= 90 && yes >= 100, "yes {yes} no {no}");
+        let pairs = ex
+            .windows(2)
+            .filter(|w| w[0].answer == "yes" && w[1].answer == "no")
+            .filter(|w| w[0].question == w[1].question && w[0].image.data != w[1].image.data)
+            .count();
+        // Every 'no' follows the 'yes' of its prompt (but perhaps a last unpaired one, drawn
+        // when the batch had room for one example only).
+        assert!(pairs + 1 >= no, "{pairs} pairs, {no} no");
     }
 
     #[test]

@@ -1,0 +1,85 @@
+//! Plots, drawn with plotters and the DejaVu Sans font kept in `assets/fonts` (registered at
+//! start, so no system font is needed).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters::style::register_font;
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Registers the bundled font as "sans-serif" (idempotent).
+pub fn init_font() -> Result<()> {
+    register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow!("the bundled font assets/fonts/DejaVuSans.ttf is invalid"))
+}
+
+/// One training curve: step and value.
+type Curve = Vec<(f64, f64)>;
+
+/// Reads `metrics.csv` of a run: (understanding loss, generation loss) per logged step.
+fn read_run(dir: &Path) -> Result<(Curve, Curve)> {
+    let path = dir.join("metrics.csv");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut und, mut gen_) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |k: usize| -> Result<f64> {
+            f.get(k)
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{}:{}: malformed row '{line}'", path.display(), i + 1))
+        };
+        und.push((num(0)?, num(2)?));
+        gen_.push((num(0)?, num(3)?));
+    }
+    if und.is_empty() {
+        anyhow::bail!("{} has no rows", path.display());
+    }
+    Ok((und, gen_))
+}
+
+/// Both pretraining losses of a run against the step, one panel each (log scale).
+pub fn plot_run(dir: &Path, out: &Path, title: &str) -> Result<()> {
+    init_font()?;
+    let (und, gen_) = read_run(dir)?;
+    let root = BitMapBackend::new(out, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let panels = root.split_evenly((1, 2));
+    let series = [
+        ("understanding: answer cross-entropy", &und, BLUE),
+        ("generation: flow velocity MSE", &gen_, RED),
+    ];
+    for (area, (name, data, colour)) in panels.iter().zip(series) {
+        let max_step = data.last().map_or(1.0, |p| p.0);
+        let lo = data
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-4);
+        let hi = data.iter().map(|p| p.1).fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(name, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(38)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..max_step, (lo * 0.9..hi * 1.1).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss (log scale)")
+            .y_labels(10)
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            data.iter().copied(),
+            colour.stroke_width(2),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
