@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
             })
             .collect()
     };
-    for t in [0.3f32, 0.6, 0.9] {
+    for t in [0.3f32, 0.6, 0.9, 1.0] {
         let mut b = gen_batch(&tok, &cfg, &ex, &mut Rng::new(4), &dev)?;
         b.t = Tensor::from_data(burn::tensor::TensorData::new(vec![t; 8], [8]), &dev);
         let xt = b.x0.clone() + (b.noise.clone() - b.x0.clone()).mul_scalar(t);

@@ -38,7 +38,20 @@ pub struct UmmConfig {
     pub vocab_size: usize,
     /// Width of the sinusoidal timestep features fed to the timestep MLP.
     pub time_freq_dim: usize,
+    /// `true`: the generation head predicts the clean patches and the velocity is derived
+    /// from them, `v = (x_t - x0_hat) / max(t, 0.05)` (x-prediction, as in Li and He's JiT,
+    /// 2025: clean images are easier for a small network to predict than noise).
+    /// `false`: the head predicts the velocity directly.
+    #[serde(default = "default_true")]
+    pub predict_clean: bool,
 }
+
+fn default_true() -> bool {
+    true
+}
+
+/// The smallest time the x-prediction velocity divides by.
+pub const MIN_FLOW_TIME: f32 = 0.05;
 
 /// Names accepted by [`UmmConfig::preset`].
 pub const PRESETS: [&str; 4] = ["micro", "tiny", "small", "base"];
@@ -57,6 +70,7 @@ impl UmmConfig {
             max_text_len: 48,
             vocab_size: crate::WordTokenizer::compworld().vocab_size(),
             time_freq_dim: 64,
+            predict_clean: true,
         }
     }
 

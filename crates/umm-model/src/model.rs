@@ -6,6 +6,10 @@
 //! patches (`dense = true` shares one set of weights). Positions are learned, one table per
 //! segment.
 //!
+//! The generation head predicts the clean patches when `predict_clean` is set (the default;
+//! x-prediction as in JiT) and the returned velocity is derived from them,
+//! `v = (x_t - x0_hat) / max(t, 0.05)`; otherwise it predicts the velocity itself.
+//!
 //! Attention mask (who may attend to whom):
 //! - text tokens: earlier and current text (causal) and the whole understanding image;
 //! - understanding-image tokens: the understanding image only (bidirectional), so later text
@@ -20,6 +24,7 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::{gelu, silu, softmax};
 
 use crate::UmmConfig;
+use crate::config::MIN_FLOW_TIME;
 use crate::tokenizer::PAD;
 
 /// Per-expert weights of one layer.
@@ -142,6 +147,7 @@ pub struct Umm {
     lm_head: Linear,
     velocity_head: Linear,
     time_freq_dim: usize,
+    predict_clean: bool,
 }
 
 impl Umm {
@@ -164,6 +170,7 @@ impl Umm {
             lm_head: LinearConfig::new(d, c.vocab_size).init(device),
             velocity_head: LinearConfig::new(d, c.patch_dim()).init(device),
             time_freq_dim: c.time_freq_dim,
+            predict_clean: c.predict_clean,
         }
     }
 
@@ -197,6 +204,7 @@ impl Umm {
             parts.push(self.und_in.forward(img) + self.und_pos.forward(positions(nu)));
         }
         let ng = input.gen_image.as_ref().map_or(0, |(x, _)| x.dims()[1]);
+        let gen_input = input.gen_image.clone();
         if let Some((img, time)) = input.gen_image {
             let temb = self
                 .time2
@@ -216,9 +224,20 @@ impl Umm {
         let logits = self
             .lm_head
             .forward(self.und_norm.forward(x.clone().slice_dim(1, 0..t)));
-        let velocity = (ng > 0).then(|| {
-            self.velocity_head
-                .forward(self.gen_norm.forward(x.slice_dim(1, split..split + ng)))
+        let velocity = gen_input.map(|(xt, time)| {
+            let head = self
+                .velocity_head
+                .forward(self.gen_norm.forward(x.slice_dim(1, split..split + ng)));
+            if self.predict_clean {
+                // x-prediction: the head gives the clean patches; v = (x_t - x0) / t.
+                let t = time
+                    .clamp_min(MIN_FLOW_TIME)
+                    .unsqueeze_dim::<2>(1)
+                    .unsqueeze_dim::<3>(2);
+                (xt - head) / t
+            } else {
+                head
+            }
         });
         UmmOutput { logits, velocity }
     }
