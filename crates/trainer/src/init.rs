@@ -11,6 +11,9 @@
 //!   the scale of a patch embedding at initialisation. With GPT-2's 0.02 the position signal
 //!   of an image token was 3% of its content, the model took thousands of steps to find where
 //!   patches are, and generated scattered patches;
+//! - position tables: sine-cosine codes instead of noise, 2D (row and column, as in MAE and
+//!   DiT) for the two image tables, 1D for text, so the model knows from step 1 which patches
+//!   are neighbours (a 1M-parameter model trained for an hour cannot afford to discover it);
 //! - layer norms: left at burn's ones and zeros.
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -44,11 +47,25 @@ impl ModuleMapper for Seeded {
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .unwrap_or(("", ""));
         let (field, holder) = (field.to_string(), holder.to_string());
+        // The field that holds the embedding module (e.g. `gen_pos`).
+        let parent = self
+            .path
+            .len()
+            .checked_sub(2)
+            .map_or(String::new(), |i| self.path[i].0.clone());
         let rng = &mut self.rng;
         param.map(|t| {
             let dims = t.dims();
             let n: usize = dims.iter().product();
             let values: Option<Vec<f32>> = match (holder.as_str(), field.as_str()) {
+                ("Struct:Embedding", "weight")
+                    if matches!(parent.as_str(), "und_pos" | "gen_pos") =>
+                {
+                    Some(sincos_2d(dims[0], dims[1]))
+                }
+                ("Struct:Embedding", "weight") if parent == "text_pos" => {
+                    Some(sincos_1d(dims[0], dims[1]))
+                }
                 ("Struct:Linear", "weight") => {
                     let bound = 1.0 / (dims[0] as f32).sqrt();
                     Some((0..n).map(|_| rng.range_f32(-bound, bound)).collect())
@@ -67,6 +84,36 @@ impl ModuleMapper for Seeded {
             }
         })
     }
+}
+
+/// Sine-cosine codes of positions `0..n`, `[n, d]` flattened: for frequency
+/// `w_i = 10000^(-i / (d/2))`, `sin(p w_i)` in the first half and `cos(p w_i)` in the second.
+fn sincos_1d(n: usize, d: usize) -> Vec<f32> {
+    let half = d / 2;
+    let mut v = vec![0.0; n * d];
+    for p in 0..n {
+        for i in 0..half {
+            let w = (10_000f32).powf(-(i as f32) / half as f32);
+            v[p * d + i] = (p as f32 * w).sin();
+            v[p * d + half + i] = (p as f32 * w).cos();
+        }
+    }
+    v
+}
+
+/// 2D codes of the `n = g x g` patches of a row-major grid, `[n, d]` flattened: the first half
+/// of each row codes the patch's row, the second half its column (1D codes of width `d/2`).
+fn sincos_2d(n: usize, d: usize) -> Vec<f32> {
+    let g = (n as f64).sqrt().round() as usize;
+    let half = d / 2;
+    let rows = sincos_1d(g, half);
+    let mut v = vec![0.0; n * d];
+    for p in 0..n {
+        let (r, c) = (p / g.max(1), p % g.max(1));
+        v[p * d..p * d + half].copy_from_slice(&rows[r * half..(r + 1) * half]);
+        v[p * d + half..(p + 1) * d].copy_from_slice(&rows[c * half..(c + 1) * half]);
+    }
+    v
 }
 
 /// `module` with every linear and embedding weight redrawn from `seed`.
@@ -114,6 +161,32 @@ mod tests {
             );
         }
         v
+    }
+
+    #[test]
+    fn image_position_codes_put_neighbours_close() {
+        let (n, d) = (64, 128);
+        let v = sincos_2d(n, d);
+        let dist = |a: usize, b: usize| -> f32 {
+            (0..d)
+                .map(|k| (v[a * d + k] - v[b * d + k]).powi(2))
+                .sum::<f32>()
+                .sqrt()
+        };
+        // Patch 27 is row 3, column 3 of the 8x8 grid.
+        let (right, below, far, diagonal_far) =
+            (dist(27, 28), dist(27, 35), dist(27, 31), dist(27, 63));
+        assert!(
+            right > 0.1 && (right - below).abs() < 1e-4,
+            "{right} {below}"
+        );
+        assert!(
+            far > 2.0 * right && diagonal_far > far,
+            "{right} {far} {diagonal_far}"
+        );
+        // Same row, same first half; same column, same second half.
+        assert_eq!(v[27 * d..27 * d + 64], v[31 * d..31 * d + 64]);
+        assert_eq!(v[27 * d + 64..28 * d], v[59 * d + 64..60 * d]);
     }
 
     #[test]
