@@ -266,3 +266,27 @@ fn generation_is_seeded_and_in_range() {
         .to_string();
     assert!(e.contains("'unicorn'"), "{e}");
 }
+
+#[test]
+fn image_tokens_see_each_other() {
+    // Changing one generation patch changes the velocity of the other patches (not only its
+    // own), and changing one understanding patch changes what the text predicts.
+    let s = setup();
+    let (logits, vel) = run(&s, s.text.clone(), s.und.clone(), s.gen_img.clone());
+    let n = s.gen_img.dims()[1];
+    let bump = |t: Tensor<3>, i: usize| {
+        let mut delta = vec![0.0f32; t.dims().iter().product()];
+        let d = t.dims()[2];
+        for b in 0..t.dims()[0] {
+            for k in 0..d {
+                delta[(b * n + i) * d + k] = 1.0;
+            }
+        }
+        t.clone() + Tensor::<3>::from_data(TensorData::new(delta, t.dims()), &t.device())
+    };
+    let (_, v2) = run(&s, s.text.clone(), s.und.clone(), bump(s.gen_img.clone(), 5));
+    let others = |v: Tensor<3>| Tensor::cat(vec![v.clone().slice_dim(1, 0..5), v.slice_dim(1, 6..n)], 1);
+    assert!(max_diff(others(vel.clone()), others(v2)) > 1e-4);
+    let (l2, _) = run(&s, s.text.clone(), bump(s.und.clone(), 5), s.gen_img.clone());
+    assert!(max_diff(logits, l2) > 1e-4);
+}
