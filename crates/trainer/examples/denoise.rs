@@ -18,8 +18,10 @@ fn main() -> anyhow::Result<()> {
     let (model, meta) = checkpoint::load(std::path::Path::new(ckpt), &dev)?;
     let cfg = meta.config;
     let tok = WordTokenizer::compworld();
-    let mut mix = MixConfig::default();
-    mix.text_dropout = 0.0;
+    let mix = MixConfig {
+        text_dropout: 0.0,
+        ..MixConfig::default()
+    };
     let mut stream = DataStream::new(&mix, cfg.resolution, Rng::new(3))?;
     let ex = stream.gen_examples(8);
     for e in &ex {

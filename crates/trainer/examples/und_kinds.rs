@@ -23,8 +23,10 @@ fn main() -> anyhow::Result<()> {
         } else {
             name
         };
-        let mut mix = MixConfig::default();
-        mix.und_kinds = [(name.clone(), 1.0)].into_iter().collect();
+        let mix = MixConfig {
+            und_kinds: [(name.clone(), 1.0)].into_iter().collect(),
+            ..MixConfig::default()
+        };
         let ex = DataStream::new(&mix, meta.config.resolution, Rng::new(77))?
             .with_max_text_len(meta.config.max_text_len)
             .und_examples(n);

@@ -394,27 +394,15 @@ fn encode_line(tok: &dyn Tokenizer, text: &str) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-fn pad_rows(
-    rows: &[Vec<u32>],
-    fill: u32,
-    max_len: usize,
-    device: &Device,
-) -> Result<Tensor<2, Int>> {
+/// Rows padded with [`PAD`], refused when longer than the model's text window.
+fn pad_rows(rows: &[Vec<u32>], max_len: usize, device: &Device) -> Result<Tensor<2, Int>> {
     let len = rows.iter().map(Vec::len).max().unwrap_or(1);
     if len > max_len {
         return Err(Error::Config(format!(
             "a text of {len} tokens exceeds the model's max_text_len = {max_len}"
         )));
     }
-    let flat: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| r.iter().copied().chain(std::iter::repeat(fill)).take(len))
-        .map(i64::from)
-        .collect();
-    Ok(Tensor::from_data(
-        TensorData::new(flat, [rows.len(), len]),
-        device,
-    ))
+    Ok(umm_model::sampler::pad_rows(rows, device))
 }
 
 /// Builds a generation batch; noise and times come from `rng`. Times are uniform in (0, 1]:
@@ -432,7 +420,7 @@ pub fn gen_batch(
         .iter()
         .map(|e| encode_line(tok, &e.prompt))
         .collect::<Result<Vec<_>>>()?;
-    let text = pad_rows(&rows, PAD, cfg.max_text_len, device)?;
+    let text = pad_rows(&rows, cfg.max_text_len, device)?;
     let images: Vec<&Image> = examples.iter().map(|e| &e.image).collect();
     let x0 = patchify(images_tensor(&images, device), cfg.patch);
     let (b, n, d) = (examples.len(), cfg.image_tokens(), cfg.patch_dim());
@@ -497,8 +485,8 @@ pub fn und_batch(
         targets.push(tgt);
         masks.push(mask);
     }
-    let text = pad_rows(&rows, PAD, cfg.max_text_len, device)?;
-    let targets = pad_rows(&targets, PAD, cfg.max_text_len, device)?;
+    let text = pad_rows(&rows, cfg.max_text_len, device)?;
+    let targets = pad_rows(&targets, cfg.max_text_len, device)?;
     let len = text.dims()[1];
     let mask: Vec<f32> = masks
         .iter()
@@ -553,8 +541,10 @@ mod tests {
 
     #[test]
     fn prompt_matches_come_as_yes_no_pairs_about_the_same_prompt() {
-        let mut mix = MixConfig::default();
-        mix.und_kinds = [("prompt_match".to_string(), 1.0)].into_iter().collect();
+        let mix = MixConfig {
+            und_kinds: [("prompt_match".to_string(), 1.0)].into_iter().collect(),
+            ..MixConfig::default()
+        };
         let ex = DataStream::new(&mix, 32, Rng::new(9))
             .unwrap()
             .und_examples(200);

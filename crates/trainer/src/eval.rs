@@ -10,7 +10,7 @@ use compworld::vqa::describe;
 use compworld::world::CANVAS_UNITS;
 use compworld::{Image, Prompt, Rng, sample_scene};
 use serde::{Deserialize, Serialize};
-use umm_model::tokenizer::{EOS, PAD};
+use umm_model::tokenizer::EOS;
 use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, patchify};
 
 use crate::Result;
@@ -41,16 +41,8 @@ pub fn answer(
         let prefix: Vec<usize> = rows.iter().map(Vec::len).collect();
         let mut done = vec![false; chunk.len()];
         for _ in 0..max_tokens {
-            let len = rows.iter().map(Vec::len).max().unwrap_or(1);
-            let flat: Vec<i64> = rows
-                .iter()
-                .flat_map(|r| r.iter().copied().chain(std::iter::repeat(PAD)).take(len))
-                .map(i64::from)
-                .collect();
-            let text = Tensor::<2, Int>::from_data(
-                burn::tensor::TensorData::new(flat, [chunk.len(), len]),
-                device,
-            );
+            let text = umm_model::sampler::pad_rows(&rows, device);
+            let len = text.dims()[1];
             let logits = model
                 .forward(UmmInput {
                     text,

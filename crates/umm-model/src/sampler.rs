@@ -74,16 +74,18 @@ pub fn encode_prompts(
         }
         rows.push(ids);
     }
-    let len = rows.iter().map(Vec::len).max().unwrap_or(2);
+    Ok(pad_rows(&rows, device))
+}
+
+/// Token rows padded on the right with [`PAD`] to the longest: `[rows, len]`.
+pub fn pad_rows(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
+    let len = rows.iter().map(Vec::len).max().unwrap_or(1);
     let flat: Vec<i64> = rows
         .iter()
         .flat_map(|r| r.iter().copied().chain(std::iter::repeat(PAD)).take(len))
         .map(i64::from)
         .collect();
-    Ok(Tensor::from_data(
-        TensorData::new(flat, [prompts.len(), len]),
-        device,
-    ))
+    Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device)
 }
 
 /// Settings of [`generate`].

@@ -284,9 +284,20 @@ fn image_tokens_see_each_other() {
         }
         t.clone() + Tensor::<3>::from_data(TensorData::new(delta, t.dims()), &t.device())
     };
-    let (_, v2) = run(&s, s.text.clone(), s.und.clone(), bump(s.gen_img.clone(), 5));
-    let others = |v: Tensor<3>| Tensor::cat(vec![v.clone().slice_dim(1, 0..5), v.slice_dim(1, 6..n)], 1);
+    let (_, v2) = run(
+        &s,
+        s.text.clone(),
+        s.und.clone(),
+        bump(s.gen_img.clone(), 5),
+    );
+    let others =
+        |v: Tensor<3>| Tensor::cat(vec![v.clone().slice_dim(1, 0..5), v.slice_dim(1, 6..n)], 1);
     assert!(max_diff(others(vel.clone()), others(v2)) > 1e-4);
-    let (l2, _) = run(&s, s.text.clone(), bump(s.und.clone(), 5), s.gen_img.clone());
+    let (l2, _) = run(
+        &s,
+        s.text.clone(),
+        bump(s.und.clone(), 5),
+        s.gen_img.clone(),
+    );
     assert!(max_diff(logits, l2) > 1e-4);
 }
