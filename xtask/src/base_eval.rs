@@ -304,6 +304,38 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
     Ok(EvalOutcome { und, gen_single })
 }
 
+/// Oracle score of the model's images of the 40 single-object prompts (`per_prompt` images
+/// each), and a sheet of the first image of each at `sheet`: the quick check of generation
+/// while tuning a sampler or a pretraining recipe (`cargo xtask singles`).
+pub fn singles(
+    checkpoint: &Path,
+    per_prompt: usize,
+    sample: SampleConfig,
+    sheet: &Path,
+) -> Result<f64> {
+    let device = Device::flex();
+    let (model, meta) = checkpoint::load(checkpoint, &device)?;
+    let singles = single_object_prompts();
+    let texts: Vec<&str> = singles.iter().map(|(p, _)| p.text.as_str()).collect();
+    let imgs = generate_all(
+        &model,
+        &meta.config,
+        &texts,
+        per_prompt,
+        sample,
+        &device,
+        "single objects",
+    )?;
+    let scores: Vec<f64> = singles
+        .iter()
+        .zip(&imgs)
+        .flat_map(|((p, _), v)| v.iter().map(|i| f64::from(scene_oracle::score(i, p).score)))
+        .collect();
+    let first: Vec<Image> = imgs.iter().map(|v| v[0].clone()).collect();
+    compworld::render::contact_sheet(&first, 5, 3).save_png(sheet)?;
+    Ok(mean(&scores))
+}
+
 /// Hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;

@@ -60,6 +60,27 @@ enum Cmd {
         #[arg(long, default_value = "results")]
         out_dir: PathBuf,
     },
+    /// Oracle score of a checkpoint's images of the 40 single-object prompts ("a red
+    /// circle"), with a sheet to look at: a quick generation check while tuning.
+    Singles {
+        /// Model weights (.safetensors with its .meta.toml sidecar).
+        checkpoint: PathBuf,
+        /// Images per prompt.
+        #[arg(long, default_value_t = 4)]
+        per_prompt: usize,
+        /// Sampler integration steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Classifier-free guidance scale.
+        #[arg(long, default_value_t = 2.0)]
+        cfg_scale: f32,
+        /// Use Heun's method instead of Euler's.
+        #[arg(long)]
+        heun: bool,
+        /// Where the sheet goes.
+        #[arg(long, default_value = "singles.png")]
+        sheet: PathBuf,
+    },
     /// Run `srum` on libtorch (CPU or CUDA): installs PyTorch 2.9.0 into .venv-torch once,
     /// builds srum with the `tch` feature into target/tch, runs it with the right library
     /// path. Example: `cargo xtask tch -- pretrain --device tch-cpu --out runs/base-tiny`.
@@ -131,6 +152,32 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 out_dir,
             })?;
+        }
+        Cmd::Singles {
+            checkpoint,
+            per_prompt,
+            steps,
+            cfg_scale,
+            heun,
+            sheet,
+        } => {
+            let sample = umm_model::sampler::SampleConfig {
+                steps,
+                cfg_scale,
+                solver: if heun {
+                    umm_model::sampler::Solver::Heun
+                } else {
+                    umm_model::sampler::Solver::Euler
+                },
+                ..Default::default()
+            };
+            let t0 = std::time::Instant::now();
+            let score = base_eval::singles(&checkpoint, per_prompt, sample, &sheet)?;
+            println!(
+                "single-object oracle score {score:.3} ({per_prompt} images per prompt, {sample:?}; sheet {}; {:.0} s)",
+                sheet.display(),
+                t0.elapsed().as_secs_f64()
+            );
         }
         Cmd::Tch { args } => tch::run(&args)?,
         Cmd::PlotRun { run, out, title } => {

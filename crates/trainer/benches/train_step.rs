@@ -30,7 +30,8 @@ fn train_step(c: &mut Criterion) {
             let m = model.take().unwrap();
             let ub = und_batch(&tok, &cfg, &stream.und_examples(32), &device).unwrap();
             let gb = gen_batch(&tok, &cfg, &stream.gen_examples(32), &mut rng, &device).unwrap();
-            let loss = und_loss(&m, &ub) + gen_loss(&m, &gb);
+            let loss =
+                und_loss(&m, &ub) + gen_loss(&m, &gb, trainer::pretrain::DEFAULT_LOW_T_FLOOR);
             let grads = GradientsParams::from_grads(loss.backward(), &m);
             model = Some(black_box(optim.step(1e-3, m, grads)));
         })

@@ -59,7 +59,8 @@ pub fn time_steps(
             for _ in 0..n {
                 let t0 = Instant::now();
                 let m = model.take().expect("the model is put back every step");
-                let loss = und_loss(&m, ub) + gen_loss(&m, gb);
+                let loss =
+                    und_loss(&m, ub) + gen_loss(&m, gb, crate::pretrain::DEFAULT_LOW_T_FLOOR);
                 // Read the loss back, as the training loop does (this also waits for an
                 // asynchronous device).
                 let _ = loss.clone().into_scalar::<f32>();

@@ -443,7 +443,8 @@ pub struct UndBatch {
     pub image: Tensor<3>,
     /// The token each position should predict next, `[batch, len]`.
     pub targets: Tensor<2, Int>,
-    /// 1 where the next token is part of the answer (or its closing EOS), else 0.
+    /// Where the next token is part of the answer (or its closing EOS): `1 / n` for an answer
+    /// of `n` tokens (EOS included), so every example's weights sum to 1; else 0.
     pub mask: Tensor<2>,
 }
 
@@ -472,10 +473,14 @@ pub fn und_batch(
         ids.push(EOS);
         // Position i predicts token i + 1; the answer starts at `prefix`.
         let tgt: Vec<u32> = ids[1..].iter().copied().chain([PAD]).collect();
+        // Each example weighs the same whatever its answer's length: a caption's dozen
+        // tokens would otherwise outweigh the one-word answers, most of the loss would be
+        // spent on captions, and the yes/no questions the benchmarks ask would starve.
+        let answer_tokens = ids.len() - prefix; // the answer words and EOS
         let mask = (0..ids.len())
             .map(|i| {
                 if i + 1 >= prefix && i + 1 < ids.len() {
-                    1.0
+                    1.0 / answer_tokens as f32
                 } else {
                     0.0
                 }
@@ -579,10 +584,43 @@ mod tests {
         // [BOS] how many circles ? <ans> two [EOS]: the model predicts "two" at <ans> and
         // EOS at "two".
         assert_eq!(ids.len(), 8);
-        assert_eq!(m, vec![0., 0., 0., 0., 0., 1., 1., 0.]);
+        assert_eq!(m, vec![0., 0., 0., 0., 0., 0.5, 0.5, 0.]);
         assert_eq!(tg[5], i64::from(tok.id("two").unwrap()));
         assert_eq!(tg[6], i64::from(EOS));
         assert_eq!(ids[5], i64::from(tok.id("<ans>").unwrap()));
+    }
+
+    #[test]
+    fn long_and_short_answers_weigh_the_same() {
+        let tok = WordTokenizer::compworld();
+        let ex = |question: &str, answer: &str| UndExample {
+            kind: QaKind::Caption,
+            question: question.into(),
+            answer: answer.into(),
+            image: Image::filled(32, 32, [1.0; 3]),
+        };
+        let b = und_batch(
+            &tok,
+            &UmmConfig::micro(),
+            &[
+                ex("is there a red circle ?", "yes"),
+                ex(
+                    "what does this image show ?",
+                    "a small red circle on the left of a large blue square",
+                ),
+            ],
+            &Device::flex(),
+        )
+        .unwrap();
+        let m: Vec<f32> = b.mask.to_data().try_to_vec().unwrap();
+        let len = m.len() / 2;
+        let rows: Vec<f32> = m.chunks(len).map(|r| r.iter().sum()).collect();
+        assert!(
+            (rows[0] - 1.0).abs() < 1e-6 && (rows[1] - 1.0).abs() < 1e-6,
+            "{rows:?}"
+        );
+        // The caption spreads its weight over its 12 words and EOS.
+        assert_eq!(m[len..].iter().filter(|&&w| w > 0.0).count(), 13);
     }
 
     #[test]

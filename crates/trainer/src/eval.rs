@@ -50,7 +50,6 @@ pub fn answer(
                     gen_image: None,
                 })
                 .logits; // [b, len, vocab]
-            let v = logits.dims()[2];
             let next: Vec<i64> = logits
                 .argmax(2)
                 .reshape([chunk.len() * len])
@@ -58,7 +57,6 @@ pub fn answer(
                 .convert::<i64>()
                 .try_to_vec::<i64>()
                 .expect("int ids");
-            let _ = v;
             for (i, row) in rows.iter_mut().enumerate() {
                 if done[i] {
                     continue;

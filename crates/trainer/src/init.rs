@@ -5,8 +5,8 @@
 //! [`seeded`] redraws every weight from compworld's own generator instead, in the order the
 //! module visits its parameters:
 //!
-//! - linear weights `[fan_in, fan_out]`: uniform in `±1/sqrt(fan_in)` (burn's default scale);
-//!   linear biases: zero;
+//! - linear weights `[fan_in, fan_out]` and convolution weights `[out, in, k, k]`: uniform in
+//!   `±1/sqrt(fan_in)` (burn's default scale); their biases: zero;
 //! - embeddings (tokens and the three position tables): normal with standard deviation 0.5,
 //!   the scale of a patch embedding at initialisation. With GPT-2's 0.02 the position signal
 //!   of an image token was 3% of its content, the model took thousands of steps to find where
@@ -70,7 +70,12 @@ impl ModuleMapper for Seeded {
                     let bound = 1.0 / (dims[0] as f32).sqrt();
                     Some((0..n).map(|_| rng.range_f32(-bound, bound)).collect())
                 }
-                ("Struct:Linear", "bias") => Some(vec![0.0; n]),
+                ("Struct:Linear" | "Struct:Conv2d", "bias") => Some(vec![0.0; n]),
+                ("Struct:Conv2d", "weight") => {
+                    // [out, in, k, k]: fan-in is in * k * k.
+                    let bound = 1.0 / ((n / dims[0]) as f32).sqrt();
+                    Some((0..n).map(|_| rng.range_f32(-bound, bound)).collect())
+                }
                 ("Struct:Embedding", "weight") => {
                     Some((0..n).map(|_| rng.normal() * EMBEDDING_STD).collect())
                 }

@@ -44,6 +44,21 @@ pub struct UmmConfig {
     /// `false`: the head predicts the velocity directly.
     #[serde(default = "default_true")]
     pub predict_clean: bool,
+    /// Channels of the convolutional stem of the understanding image path: two 3x3
+    /// convolutions (3 -> c -> c, GELU) before the 4x4 patches are embedded, so each
+    /// understanding token sees an 8x8 neighbourhood and has edge and texture features to
+    /// work with (after Xiao et al., 2021, "Early convolutions help transformers see
+    /// better"; BAGEL likewise gives understanding its own vision encoder). `0`: a plain
+    /// linear patch embedding. Generation always uses plain pixel patches.
+    #[serde(default)]
+    pub und_stem: usize,
+    /// Transformer layers that see only the understanding image, run before the shared
+    /// stack (a small vision encoder, as BAGEL's ViT), so the question reads objects already
+    /// found rather than raw patches. `0`: none, as in the presets: two such layers on the
+    /// tiny preset cost about 15% of its throughput and, after 1,000 steps, had not changed
+    /// its accuracy on whole-scene questions.
+    #[serde(default)]
+    pub und_encoder_layers: usize,
 }
 
 fn default_true() -> bool {
@@ -71,6 +86,8 @@ impl UmmConfig {
             vocab_size: crate::WordTokenizer::compworld().vocab_size(),
             time_freq_dim: 64,
             predict_clean: true,
+            und_stem: 32,
+            und_encoder_layers: 0,
         }
     }
 
@@ -78,6 +95,9 @@ impl UmmConfig {
     pub fn micro() -> Self {
         UmmConfig {
             time_freq_dim: 16,
+            und_stem: 8,
+            // One layer, so the tests exercise the encoder path.
+            und_encoder_layers: 1,
             ..Self::with(32, 2, 2)
         }
     }

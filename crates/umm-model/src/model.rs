@@ -6,26 +6,42 @@
 //! patches (`dense = true` shares one set of weights). Positions are learned, one table per
 //! segment.
 //!
+//! The understanding image is encoded before it joins the sequence: an optional
+//! convolutional stem (`und_stem`) under the patch embedding, and optional image-only layers
+//! (`und_encoder_layers`), a small vision encoder as BAGEL has its ViT. Generation patches
+//! enter as plain pixel patches.
+//!
 //! The generation head predicts the clean patches when `predict_clean` is set (the default;
 //! x-prediction as in JiT) and the returned velocity is derived from them,
 //! `v = (x_t - x0_hat) / max(t, 0.05)`; otherwise it predicts the velocity itself.
 //!
 //! Attention mask (who may attend to whom):
-//! - text tokens: earlier and current text (causal) and the whole understanding image;
-//! - understanding-image tokens: the understanding image only (bidirectional), so later text
-//!   cannot leak into earlier text through the image;
+//! - text tokens: earlier and current text (causal) and the whole understanding image; in a
+//!   question `[BOS] question <ans>`, the question is a prefix that sees itself both ways
+//!   (prefix LM, as in T5 and PaLI), and the answer after `<ans>` stays causal;
+//! - understanding-image tokens: the whole understanding image (bidirectional) and the
+//!   question up to and including `<ans>`, never the answer. Image tokens that know the
+//!   question can each check "am I part of a green circle?" where they are; without this the
+//!   question had to learn to find small objects by attention alone, and the tiny model never
+//!   did: trained on presence questions only, its answer did not depend on the image at all;
 //! - generation tokens: all text and the whole generation image (bidirectional);
 //! - text never sees generation tokens; padded text positions are never attended to.
+//!
+//! A row without `<ans>` (a generation prompt) is plain causal text, and the understanding
+//! image, if any, sees no text.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::{gelu, silu, softmax};
 
 use crate::UmmConfig;
 use crate::config::MIN_FLOW_TIME;
-use crate::tokenizer::PAD;
+use crate::tokenizer::{ANS, PAD};
 
 /// Per-expert weights of one layer.
 #[derive(Module, Debug)]
@@ -54,6 +70,37 @@ impl Expert {
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         self.fc2
             .forward(gelu(self.fc1.forward(self.norm2.forward(x))))
+    }
+}
+
+/// The convolutional stem of the understanding image path (see [`UmmConfig::und_stem`]).
+#[derive(Module, Debug)]
+pub struct UndStem {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    patch: usize,
+}
+
+impl UndStem {
+    fn init(c: &UmmConfig, device: &Device) -> Self {
+        let conv = |i: usize, o: usize| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        UndStem {
+            conv1: conv(3, c.und_stem),
+            conv2: conv(c.und_stem, c.und_stem),
+            patch: c.patch,
+        }
+    }
+
+    /// Pixel patches `[batch, n, 3 p^2]` to stem features per patch `[batch, n, c p^2]`.
+    fn forward(&self, patches: Tensor<3>) -> Tensor<3> {
+        let side = (patches.dims()[1] as f64).sqrt().round() as usize * self.patch;
+        let img = unpatchify(patches, self.patch, side);
+        let h = gelu(self.conv2.forward(gelu(self.conv1.forward(img))));
+        patchify(h, self.patch)
     }
 }
 
@@ -137,7 +184,15 @@ pub struct Umm {
     text_pos: Embedding,
     und_pos: Embedding,
     gen_pos: Embedding,
+    /// `None` when `und_stem = 0`: understanding patches are embedded linearly.
+    und_stem: Option<UndStem>,
     und_in: Linear,
+    /// Normalises the embedded understanding patches before the position codes are added:
+    /// behind the stem their scale was about a tenth of the codes', and a model trained on
+    /// presence questions learnt to ignore the image.
+    und_in_norm: LayerNorm,
+    /// Layers over the understanding image alone, before the shared stack.
+    und_encoder: Vec<Block>,
     gen_in: Linear,
     time1: Linear,
     time2: Linear,
@@ -160,7 +215,26 @@ impl Umm {
             text_pos: EmbeddingConfig::new(c.max_text_len, d).init(device),
             und_pos: EmbeddingConfig::new(n, d).init(device),
             gen_pos: EmbeddingConfig::new(n, d).init(device),
-            und_in: LinearConfig::new(c.patch_dim(), d).init(device),
+            und_stem: (c.und_stem > 0).then(|| UndStem::init(c, device)),
+            und_in: LinearConfig::new(
+                if c.und_stem > 0 {
+                    c.und_stem * c.patch * c.patch
+                } else {
+                    c.patch_dim()
+                },
+                d,
+            )
+            .init(device),
+            und_in_norm: LayerNormConfig::new(d).init(device),
+            und_encoder: {
+                let one = UmmConfig {
+                    dense: true,
+                    ..c.clone()
+                };
+                (0..c.und_encoder_layers)
+                    .map(|_| Block::init(&one, device))
+                    .collect()
+            },
             gen_in: LinearConfig::new(c.patch_dim(), d).init(device),
             time1: LinearConfig::new(c.time_freq_dim, d).init(device),
             time2: LinearConfig::new(d, d).init(device),
@@ -201,7 +275,20 @@ impl Umm {
             vec![self.tok.forward(input.text.clone()) + self.text_pos.forward(positions(t))];
         let nu = input.und_image.as_ref().map_or(0, |x| x.dims()[1]);
         if let Some(img) = input.und_image {
-            parts.push(self.und_in.forward(img) + self.und_pos.forward(positions(nu)));
+            let img = match &self.und_stem {
+                Some(stem) => stem.forward(img),
+                None => img,
+            };
+            let mut h = self.und_in_norm.forward(self.und_in.forward(img))
+                + self.und_pos.forward(positions(nu));
+            if !self.und_encoder.is_empty() {
+                // Every image token sees every other: no mask.
+                let open = Tensor::<4>::zeros([b, 1, nu, nu], &device);
+                for block in &self.und_encoder {
+                    h = block.forward(h, nu, open.clone());
+                }
+            }
+            parts.push(h);
         }
         let ng = input.gen_image.as_ref().map_or(0, |(x, _)| x.dims()[1]);
         let gen_input = input.gen_image.clone();
@@ -255,6 +342,10 @@ pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> 
         .expect("int token ids");
     let mut bias = vec![0.0f32; b * s * s];
     for bi in 0..b {
+        let row = &ids[bi * t..(bi + 1) * t];
+        // The question prefix `[BOS] .. <ans>`, if the row has one.
+        let ans = row.iter().position(|&i| i == i64::from(ANS));
+        let prefix = |k: usize| ans.is_some_and(|a| k <= a);
         for q in 0..s {
             for k in 0..s {
                 let seg = |i: usize| {
@@ -267,7 +358,8 @@ pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> 
                     }
                 };
                 let allowed = match (seg(q), seg(k)) {
-                    (0, 0) => k <= q,
+                    (0, 0) => k <= q || (prefix(q) && prefix(k)),
+                    (1, 0) => prefix(k),
                     (0, 1) | (1, 1) | (2, 0) | (2, 2) => true,
                     _ => false,
                 };

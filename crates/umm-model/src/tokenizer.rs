@@ -28,6 +28,9 @@ pub const PAD: u32 = 0;
 pub const BOS: u32 = 1;
 /// End of text.
 pub const EOS: u32 = 2;
+/// Ends a question: what comes after it is the answer (see the attention mask in
+/// [`crate::model`]).
+pub const ANS: u32 = 5;
 
 /// Words of understanding questions and answers that the prompt language lacks.
 pub const QA_WORDS: &[&str] = &[

@@ -46,7 +46,10 @@ fn equivalent(kind: DeviceKind) {
             });
             let logits = to_vec(out.logits);
             let velocity = to_vec(out.velocity.unwrap());
-            let (lu, lg) = (und_loss(&model, &ub), gen_loss(&model, &gb));
+            let (lu, lg) = (
+                und_loss(&model, &ub),
+                gen_loss(&model, &gb, trainer::pretrain::DEFAULT_LOW_T_FLOOR),
+            );
             let before = [
                 lu.clone().into_scalar::<f32>(),
                 lg.clone().into_scalar::<f32>(),
@@ -55,7 +58,7 @@ fn equivalent(kind: DeviceKind) {
             let model = AdamWConfig::new().init().step(1e-3, model, grads);
             let after = [
                 und_loss(&model, &ub).into_scalar::<f32>(),
-                gen_loss(&model, &gb).into_scalar::<f32>(),
+                gen_loss(&model, &gb, trainer::pretrain::DEFAULT_LOW_T_FLOOR).into_scalar::<f32>(),
             ];
             (logits, velocity, [before[0], before[1], after[0], after[1]])
         })

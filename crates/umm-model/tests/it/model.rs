@@ -2,7 +2,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
-use umm_model::tokenizer::PAD;
+use umm_model::tokenizer::{ANS, BOS, EOS, PAD};
 use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer, patchify, unpatchify};
 
 fn text(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
@@ -168,6 +168,83 @@ fn the_mask_written_out() {
     ];
     let got: Vec<i32> = got.iter().map(|&b| i32::from(b == 0.0)).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn the_mask_of_a_question_written_out() {
+    // Text [q, <ans>, a, pad]: the question [q, <ans>] is a prefix; the answer a is causal.
+    let device = Device::flex();
+    let t = text(&[vec![7, ANS, 8, PAD]], &device);
+    let bias = umm_model::model::attention_bias(&t, 2, 2).reshape([8, 8]);
+    let got: Vec<f32> = bias.to_data().try_to_vec::<f32>().unwrap();
+    #[rustfmt::skip]
+    let want = [
+        // keys: q ans a pad u0 u1 g0 g1
+        1, 1, 0, 0, 1, 1, 0, 0, // q: the whole question (prefix) and the image
+        1, 1, 0, 0, 1, 1, 0, 0, // <ans>
+        1, 1, 1, 0, 1, 1, 0, 0, // a: causal
+        1, 1, 1, 0, 1, 1, 0, 0, // pad
+        1, 1, 0, 0, 1, 1, 0, 0, // u0: the question and the image, never the answer
+        1, 1, 0, 0, 1, 1, 0, 0, // u1
+        1, 1, 1, 0, 0, 0, 1, 1, // g0
+        1, 1, 1, 0, 0, 0, 1, 1, // g1
+    ];
+    let got: Vec<i32> = got.iter().map(|&b| i32::from(b == 0.0)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn answers_never_leak_into_the_question_or_the_image() {
+    let s = setup();
+    let tok = WordTokenizer::compworld();
+    assert_eq!(tok.id("<ans>"), Some(ANS));
+    let row = |answer: &str| {
+        let mut r = vec![BOS];
+        r.extend(ids("is there a red circle ?"));
+        r.push(ANS);
+        r.extend(ids(answer));
+        r.push(EOS);
+        r
+    };
+    let (yes, no) = (row("yes"), row("no"));
+    let ans = yes.iter().position(|&i| i == ANS).unwrap();
+    let logits = |r: &[u32], und: Tensor<3>| {
+        s.model
+            .forward(UmmInput {
+                text: text(&[r.to_vec()], &s.device),
+                und_image: Some(und.slice_dim(0, 0..1)),
+                gen_image: None,
+            })
+            .logits
+    };
+    let (ly, ln) = (logits(&yes, s.und.clone()), logits(&no, s.und.clone()));
+    // Everything up to <ans> is the same whatever the answer says...
+    assert!(
+        max_diff(
+            ly.clone().slice([0..1, 0..ans + 1]),
+            ln.clone().slice([0..1, 0..ans + 1])
+        ) < 1e-5
+    );
+    // ...and the answer's own position sees it.
+    assert!(
+        max_diff(
+            ly.clone().slice([0..1, ans + 1..ans + 2]),
+            ln.slice([0..1, ans + 1..ans + 2])
+        ) > 1e-4
+    );
+    // The question is a prefix: a later question word changes an earlier position.
+    let mut other = yes.clone();
+    other[4] = tok.id("blue").unwrap();
+    let lo = logits(&other, s.und.clone());
+    assert!(max_diff(ly.clone().slice([0..1, 1..2]), lo.slice([0..1, 1..2])) > 1e-4);
+    // The image matters to the answer.
+    let li = logits(&yes, randn(s.und.dims(), &s.device));
+    assert!(
+        max_diff(
+            ly.slice([0..1, ans..ans + 1]),
+            li.slice([0..1, ans..ans + 1])
+        ) > 1e-4
+    );
 }
 
 #[test]
