@@ -102,14 +102,7 @@ fn generate_all(
                 ..sample
             };
             let t = generate(model, cfg, &tok, chunk, sc, device)?;
-            let side = cfg.resolution;
-            let v: Vec<f32> = t
-                .to_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let per = 3 * side * side;
-            for (i, _) in chunk.iter().enumerate() {
-                let img = Image::from_chw(side, side, &v[i * per..(i + 1) * per])?;
+            for (i, img) in umm_model::sampler::to_images(t)?.into_iter().enumerate() {
                 out[ci * GEN_BATCH + i].push(img);
             }
             pb.inc(chunk.len() as u64);

@@ -28,25 +28,13 @@ fn main() -> anyhow::Result<()> {
         eprintln!("{}", e.prompt);
     }
     let mut rows: Vec<Image> = ex.iter().map(|e| e.image.clone()).collect();
+    // Model space (2 x - 1) back to [0, 1].
     let to_images = |t: Tensor<4>| -> anyhow::Result<Vec<Image>> {
-        let v: Vec<f32> = t
-            .add_scalar(1.0)
-            .div_scalar(2.0)
-            .clamp(0.0, 1.0)
-            .to_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let per = 3 * cfg.resolution * cfg.resolution;
-        (0..8)
-            .map(|i| {
-                Ok(Image::from_chw(
-                    cfg.resolution,
-                    cfg.resolution,
-                    &v[i * per..(i + 1) * per],
-                )?)
-            })
-            .collect()
+        Ok(umm_model::sampler::to_images(
+            t.add_scalar(1.0).div_scalar(2.0).clamp(0.0, 1.0),
+        )?)
     };
+
     for t in [0.3f32, 0.6, 0.9, 1.0] {
         let mut b = gen_batch(&tok, &cfg, &ex, &mut Rng::new(4), &dev)?;
         b.t = Tensor::from_data(burn::tensor::TensorData::new(vec![t; 8], [8]), &dev);

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use compworld::Prompt;
 use compworld::splits::load_split;
-use compworld::{Image, Prompt};
 use trainer::device::{DeviceKind, device};
 use trainer::eval::evaluate_understanding;
 use trainer::pretrain::{PretrainConfig, RunOptions, pretrain};
@@ -271,7 +271,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
             };
             let imgs = generate(&model, &meta.config, &tok, &all, sample, &dev)?;
-            let images = to_images(imgs, meta.config.resolution)?;
+            let images = umm_model::sampler::to_images(imgs)?;
             let sheet = compworld::render::contact_sheet(&images, per_prompt, 4);
             sheet.save_png(&out)?;
             eprintln!("wrote {} ({} images)", out.display(), images.len());
@@ -285,17 +285,4 @@ fn read_split(path: &Path) -> Result<Vec<Prompt>> {
         bail!("split file {} not found", path.display());
     }
     Ok(load_split(path)?.into_iter().map(|e| e.prompt).collect())
-}
-
-/// `[batch, 3, side, side]` in [0, 1] to images.
-fn to_images(t: burn::Tensor<4>, side: usize) -> Result<Vec<Image>> {
-    let b = t.dims()[0];
-    let v: Vec<f32> = t
-        .to_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let per = 3 * side * side;
-    (0..b)
-        .map(|i| Ok(Image::from_chw(side, side, &v[i * per..(i + 1) * per])?))
-        .collect()
 }

@@ -112,6 +112,24 @@ impl Default for SampleConfig {
     }
 }
 
+/// Images `[batch, 3, side, side]` with values in [0, 1] (what [`generate`] returns) as
+/// compworld images, in batch order.
+pub fn to_images(images: Tensor<4>) -> Result<Vec<compworld::Image>> {
+    let [b, _, h, w] = images.dims();
+    let v: Vec<f32> = images
+        .to_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| crate::Error::Config(format!("cannot read the images: {e:?}")))?;
+    let per = 3 * h * w;
+    (0..b)
+        .map(|i| {
+            compworld::Image::from_chw(w, h, &v[i * per..(i + 1) * per])
+                .map_err(|e| crate::Error::Config(e.to_string()))
+        })
+        .collect()
+}
+
 /// Generates one image per prompt: `[batch, 3, resolution, resolution]`, values clamped to
 /// [0, 1] (the model itself works in `2 x - 1` space). The unconditional branch sees the empty prompt `[BOS, EOS]` (what text dropout
 /// trains it on).
@@ -157,6 +175,22 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_become_images_in_order() {
+        let device = Device::flex();
+        // Two 2x3 images (height 2, width 3); value = 100 b + 10 c + pixel index.
+        let v: Vec<f32> = (0..2)
+            .flat_map(|b| {
+                (0..3).flat_map(move |c| (0..6).map(move |p| (100 * b + 10 * c + p) as f32))
+            })
+            .collect();
+        let imgs = to_images(Tensor::from_data(TensorData::new(v, [2, 3, 2, 3]), &device)).unwrap();
+        assert_eq!(imgs.len(), 2);
+        assert_eq!((imgs[1].width, imgs[1].height), (3, 2));
+        // Pixel (x = 2, y = 1) is index 5: channels 105, 115, 125 in the second image.
+        assert_eq!(imgs[1].get(2, 1), [105.0, 115.0, 125.0]);
+    }
 
     fn t3(v: Vec<f32>, device: &Device) -> Tensor<3> {
         let n = v.len();
