@@ -1,7 +1,8 @@
 //! One pretraining step of the tiny preset (batch 32 generation + 32 understanding), on the
 //! default CPU backend: data drawing, forward, backward and the AdamW update.
 //!
-//! `cargo bench -p trainer --bench train_step`
+//! `cargo bench -p trainer --bench train_step` (on the project's 2-core CPU: about 0.71 s a step,
+//! criterion's interval [0.696, 0.727] s)
 
 use std::hint::black_box;
 
@@ -24,7 +25,10 @@ fn train_step(c: &mut Criterion) {
     let mut optim = AdamWConfig::new().init();
     let mut rng = Rng::new(2);
     let mut group = c.benchmark_group("pretrain");
-    group.sample_size(10);
+    // About 0.7 s a step here: ten samples need about 8 s.
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(10));
     group.bench_function("tiny_step_batch32", |b| {
         b.iter(|| {
             let m = model.take().unwrap();
