@@ -185,25 +185,17 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
     let gen_by_category: BTreeMap<String, f64> =
         per_cat.iter().map(|(k, v)| (k.clone(), mean(v))).collect();
 
-    let singles = single_object_prompts();
-    let stexts: Vec<&str> = singles.iter().map(|(p, _)| p.text.as_str()).collect();
-    let simgs = generate_all(
-        &model,
-        &cfg,
-        &stexts,
-        4,
-        a.sample,
-        &device,
-        "single objects",
-    )?;
-    let (mut s_seen, mut s_unseen) = (Vec::new(), Vec::new());
-    for ((p, held), imgs) in singles.iter().zip(&simgs) {
-        for img in imgs {
-            let s = f64::from(scene_oracle::score(img, p).score);
-            if *held { &mut s_unseen } else { &mut s_seen }.push(s);
-        }
-    }
-    let gen_single = mean(&[s_seen.clone(), s_unseen.clone()].concat());
+    let singles = score_singles(&model, &cfg, 4, a.sample, &device)?;
+    let pick = |held: bool| -> Vec<f64> {
+        singles
+            .scores
+            .iter()
+            .filter(|(h, _)| *h == held)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    let (s_seen, s_unseen) = (pick(false), pick(true));
+    let gen_single = singles.mean();
 
     std::fs::create_dir_all(&a.out_dir)?;
     // Sheets for people to look at: first image of the first 8 prompts of each category, and
@@ -220,9 +212,7 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
         sheet.extend(row);
     }
     compworld::render::contact_sheet(&sheet, 8, 3).save_png(&a.out_dir.join("base-samples.png"))?;
-    let singles_sheet: Vec<Image> = simgs.iter().map(|v| v[0].clone()).collect();
-    compworld::render::contact_sheet(&singles_sheet, 5, 3)
-        .save_png(&a.out_dir.join("base-single-objects.png"))?;
+    singles.save_sheet(&a.out_dir.join("base-single-objects.png"))?;
 
     let gap: BTreeMap<String, GapRow> = gen_by_category
         .iter()
@@ -297,6 +287,56 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
     Ok(EvalOutcome { und, gen_single })
 }
 
+/// The model's images of the 40 single-object prompts and the oracle's scores of them.
+struct Singles {
+    /// `(held-out pair, score)` of every image, prompt by prompt.
+    scores: Vec<(bool, f64)>,
+    /// `per_prompt` images of each prompt.
+    images: Vec<Vec<Image>>,
+}
+
+impl Singles {
+    fn mean(&self) -> f64 {
+        mean(&self.scores.iter().map(|(_, s)| *s).collect::<Vec<_>>())
+    }
+
+    /// The first image of each prompt: colours by row, shapes by column.
+    fn save_sheet(&self, path: &Path) -> Result<()> {
+        let first: Vec<Image> = self.images.iter().map(|v| v[0].clone()).collect();
+        compworld::render::contact_sheet(&first, 5, 3).save_png(path)?;
+        Ok(())
+    }
+}
+
+fn score_singles(
+    model: &Umm,
+    cfg: &UmmConfig,
+    per_prompt: usize,
+    sample: SampleConfig,
+    device: &Device,
+) -> Result<Singles> {
+    let prompts = single_object_prompts();
+    let texts: Vec<&str> = prompts.iter().map(|(p, _)| p.text.as_str()).collect();
+    let images = generate_all(
+        model,
+        cfg,
+        &texts,
+        per_prompt,
+        sample,
+        device,
+        "single objects",
+    )?;
+    let scores = prompts
+        .iter()
+        .zip(&images)
+        .flat_map(|((p, held), v)| {
+            v.iter()
+                .map(move |i| (*held, f64::from(scene_oracle::score(i, p).score)))
+        })
+        .collect();
+    Ok(Singles { scores, images })
+}
+
 /// Oracle score of the model's images of the 40 single-object prompts (`per_prompt` images
 /// each), and a sheet of the first image of each at `sheet`: the quick check of generation
 /// while tuning a sampler or a pretraining recipe (`cargo xtask singles`).
@@ -308,25 +348,9 @@ pub fn singles(
 ) -> Result<f64> {
     let device = Device::flex();
     let (model, meta) = checkpoint::load(checkpoint, &device)?;
-    let singles = single_object_prompts();
-    let texts: Vec<&str> = singles.iter().map(|(p, _)| p.text.as_str()).collect();
-    let imgs = generate_all(
-        &model,
-        &meta.config,
-        &texts,
-        per_prompt,
-        sample,
-        &device,
-        "single objects",
-    )?;
-    let scores: Vec<f64> = singles
-        .iter()
-        .zip(&imgs)
-        .flat_map(|((p, _), v)| v.iter().map(|i| f64::from(scene_oracle::score(i, p).score)))
-        .collect();
-    let first: Vec<Image> = imgs.iter().map(|v| v[0].clone()).collect();
-    compworld::render::contact_sheet(&first, 5, 3).save_png(sheet)?;
-    Ok(mean(&scores))
+    let s = score_singles(&model, &meta.config, per_prompt, sample, &device)?;
+    s.save_sheet(sheet)?;
+    Ok(s.mean())
 }
 
 /// Hex SHA-256 of a file.
