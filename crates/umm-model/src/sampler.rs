@@ -143,11 +143,36 @@ pub fn generate(
 ) -> Result<Tensor<4>> {
     let b = prompts.len();
     let (n, dim) = (config.image_tokens(), config.patch_dim());
-    let text = encode_prompts(tok, prompts, config.max_text_len, device)?;
-    let empty = encode_prompts(tok, &vec![""; b], config.max_text_len, device)?;
     let mut rng = Rng::new(sample.seed);
     let noise: Vec<f32> = (0..b * n * dim).map(|_| rng.normal()).collect();
     let x1 = Tensor::<3>::from_data(TensorData::new(noise, [b, n, dim]), device);
+    generate_from_noise(model, config, tok, prompts, x1, sample)
+}
+
+/// The starting noise of one image, `[tokens, patch_dim]` values, drawn from `seed` alone: the
+/// same seed gives the same noise whatever the prompt and whatever else is in the batch (as
+/// the official benchmark protocols seed each sample).
+pub fn image_noise(config: &UmmConfig, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..config.image_tokens() * config.patch_dim())
+        .map(|_| rng.normal())
+        .collect()
+}
+
+/// [`generate`] from given starting noise `x1: [batch, tokens, patch_dim]` (see
+/// [`image_noise`]); `sample.seed` is not used.
+pub fn generate_from_noise(
+    model: &Umm,
+    config: &UmmConfig,
+    tok: &dyn Tokenizer,
+    prompts: &[&str],
+    x1: Tensor<3>,
+    sample: SampleConfig,
+) -> Result<Tensor<4>> {
+    let b = prompts.len();
+    let device = &x1.device();
+    let text = encode_prompts(tok, prompts, config.max_text_len, device)?;
+    let empty = encode_prompts(tok, &vec![""; b], config.max_text_len, device)?;
     let velocity = |x: Tensor<3>, t: f32, text: &Tensor<2, Int>| {
         let time = Tensor::<1>::from_data(TensorData::new(vec![t; b], [b]), device);
         let out = model.forward(UmmInput {
