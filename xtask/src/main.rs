@@ -2,6 +2,7 @@
 //! here parses flags, calls a library, and writes results.
 
 mod base_eval;
+mod bench;
 mod firewall;
 mod plot;
 mod tch;
@@ -88,6 +89,17 @@ enum Cmd {
         /// Arguments for srum.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Benchmarks: `bench compbench`, `bench reasonbench`, `bench understanding`.
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCmd,
+    },
+    /// Read the official T2I-CompBench val prompt files of a checkout
+    /// (`<dir>/<category>_val.txt`) and report prompts, duplicates and blank lines.
+    CheckPrompts {
+        /// Folder holding the prompt files (e.g. ../shared/datasets/t2i-compbench).
+        dir: PathBuf,
     },
     /// Plot a training run's losses (metrics.csv) to a PNG.
     PlotRun {
@@ -180,6 +192,8 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Cmd::Tch { args } => tch::run(&args)?,
+        Cmd::Bench { which } => bench::run(which)?,
+        Cmd::CheckPrompts { dir } => bench::check_prompt_files(&dir)?,
         Cmd::PlotRun { run, out, title } => {
             plot::plot_run(&run, &out, &title)?;
             println!("wrote {}", out.display());

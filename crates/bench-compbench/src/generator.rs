@@ -65,7 +65,12 @@ pub struct UmmGenerator {
 
 impl UmmGenerator {
     /// Loads `checkpoint` on `device`; images are sampled with `sample`, `batch` at a time.
-    pub fn load(checkpoint: &Path, sample: SampleConfig, batch: usize, device: &Device) -> Result<Self> {
+    pub fn load(
+        checkpoint: &Path,
+        sample: SampleConfig,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let (model, meta) = umm_model::checkpoint::load(checkpoint, device)
             .map_err(|e| Error::Generator(e.to_string()))?;
         Ok(UmmGenerator {
@@ -104,10 +109,18 @@ impl Generator for UmmGenerator {
                 .iter()
                 .flat_map(|r| image_noise(&self.config, r.seed))
                 .collect();
-            let x1 = Tensor::<3>::from_data(TensorData::new(noise, [chunk.len(), n, dim]), &self.device);
+            let x1 =
+                Tensor::<3>::from_data(TensorData::new(noise, [chunk.len(), n, dim]), &self.device);
             let prompts: Vec<&str> = chunk.iter().map(|r| r.prompt).collect();
-            let t = generate_from_noise(&self.model, &self.config, &self.tok, &prompts, x1, self.sample)
-                .map_err(|e| Error::Generator(e.to_string()))?;
+            let t = generate_from_noise(
+                &self.model,
+                &self.config,
+                &self.tok,
+                &prompts,
+                x1,
+                self.sample,
+            )
+            .map_err(|e| Error::Generator(e.to_string()))?;
             out.extend(to_images(t).map_err(|e| Error::Generator(e.to_string()))?);
         }
         Ok(out)
@@ -196,7 +209,12 @@ impl Generator for FolderImages {
                 "{} image(s) missing under {} (first: {})",
                 missing.len(),
                 self.root.display(),
-                missing.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok(extra)

@@ -113,10 +113,19 @@ pub fn generate_all(
                 chunk.len()
             )));
         }
-        images.extend(got);
+        images.extend(got.into_iter().map(as_stored));
         progress(images.len());
     }
     Ok((images, skipped))
+}
+
+/// The image as an 8-bit PNG stores it. Every image is scored in this form, so scoring a
+/// folder written by `--export` gives exactly the scores of the run that wrote it.
+pub fn as_stored(mut img: Image) -> Image {
+    for v in &mut img.data {
+        *v = (v.clamp(0.0, 1.0) * 255.0).round() / 255.0;
+    }
+    img
 }
 
 /// Runs the CompBench-style benchmark: every image of the plan generated and scored by the
@@ -162,7 +171,9 @@ pub fn run(
         benchmark: "compbench".into(),
         generator: generator.describe(),
         samples_per_prompt: cfg.samples,
-        seeds: (0..cfg.samples as u64).map(|k| cfg.first_seed + k).collect(),
+        seeds: (0..cfg.samples as u64)
+            .map(|k| cfg.first_seed + k)
+            .collect(),
         categories: plan.categories.iter().map(|(c, _)| c.clone()).collect(),
         images: rows,
         skipped,

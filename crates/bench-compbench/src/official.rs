@@ -39,7 +39,10 @@ pub fn read_prompt_file(path: &Path) -> Result<PromptFile> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| Error::Parse {
         path: path.display().to_string(),
-        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
         msg: "not valid UTF-8".into(),
     })?;
     let mut prompts = Vec::new();
@@ -80,7 +83,10 @@ pub fn read_prompt_file(path: &Path) -> Result<PromptFile> {
 /// `{prompt}_{counter:06}.png`, or an error when the official scripts could not read the
 /// prompt back from the name.
 pub fn compbench_file_name(prompt: &str, counter: usize) -> Result<String> {
-    if let Some(c) = prompt.chars().find(|c| matches!(c, '_' | '/' | '\\' | '\0')) {
+    if let Some(c) = prompt
+        .chars()
+        .find(|c| matches!(c, '_' | '/' | '\\' | '\0'))
+    {
         return Err(Error::Layout(format!(
             "prompt \"{prompt}\" contains {c:?}: the official scripts read the prompt from the file name up to the first '_'"
         )));
@@ -209,7 +215,9 @@ pub struct OfficialScore {
 /// or strings of numbers (BLIP-VQA writes `"0.8123"`).
 pub fn import_category(dir: &Path, category: &str) -> Result<Vec<OfficialScore>> {
     let rel = official_result_file(category).ok_or_else(|| {
-        Error::Layout(format!("no official evaluation script is known for category '{category}'"))
+        Error::Layout(format!(
+            "no official evaluation script is known for category '{category}'"
+        ))
     })?;
     let path = dir.join(category).join(rel);
     let text = std::fs::read_to_string(&path).map_err(|e| io("reading", &path, e))?;
@@ -237,7 +245,10 @@ pub fn import_category(dir: &Path, category: &str) -> Result<Vec<OfficialScore>>
             .ok_or_else(|| Error::Parse {
                 path: path.display().to_string(),
                 line: 0,
-                msg: format!("question {}: answer {} is not a number", r.question_id, r.answer),
+                msg: format!(
+                    "question {}: answer {} is not a number",
+                    r.question_id, r.answer
+                ),
             })?;
             let file = files.get(r.question_id as usize).cloned().ok_or_else(|| {
                 Error::Layout(format!(

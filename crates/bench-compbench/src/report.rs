@@ -116,7 +116,10 @@ impl Report {
         let s = Summary {
             benchmark: &self.benchmark,
             overall: self.overall(),
-            categories: scores.iter().map(|(n, c)| (n.as_str(), c.clone())).collect(),
+            categories: scores
+                .iter()
+                .map(|(n, c)| (n.as_str(), c.clone()))
+                .collect(),
             generator: &self.generator,
             samples_per_prompt: self.samples_per_prompt,
             seeds: &self.seeds,
@@ -149,9 +152,17 @@ impl Report {
         let _ = writeln!(md, "\n| category | score (0-100) | prompts | images |");
         let _ = writeln!(md, "|---|---:|---:|---:|");
         for (name, c) in self.category_scores() {
-            let _ = writeln!(md, "| {name} | {:.1} | {} | {} |", c.score, c.prompts, c.images);
+            let _ = writeln!(
+                md,
+                "| {name} | {:.1} | {} | {} |",
+                c.score, c.prompts, c.images
+            );
         }
-        let _ = writeln!(md, "| **overall** (mean of categories) | **{:.1}** | | |", self.overall());
+        let _ = writeln!(
+            md,
+            "| **overall** (mean of categories) | **{:.1}** | | |",
+            self.overall()
+        );
         md
     }
 
@@ -160,7 +171,14 @@ impl Report {
         let mut w = csv::Writer::from_writer(Vec::new());
         let err = |e: csv::Error| Error::Io(format!("writing per_image.csv: {e}"));
         w.write_record([
-            "category", "prompt_index", "sample", "seed", "prompt", "file", "score", "breakdown",
+            "category",
+            "prompt_index",
+            "sample",
+            "seed",
+            "prompt",
+            "file",
+            "score",
+            "breakdown",
         ])
         .map_err(err)?;
         for r in &self.images {

@@ -154,7 +154,9 @@ pub fn run(
             benchmark: "reasonbench".into(),
             generator: generator.describe(),
             samples_per_prompt: cfg.samples,
-            seeds: (0..cfg.samples as u64).map(|k| cfg.first_seed + k).collect(),
+            seeds: (0..cfg.samples as u64)
+                .map(|k| cfg.first_seed + k)
+                .collect(),
             categories: plan.categories.iter().map(|(c, _)| c.clone()).collect(),
             images: rows,
             skipped,

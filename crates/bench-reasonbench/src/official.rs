@@ -43,9 +43,12 @@ pub fn read_prompt_json(path: &Path) -> Result<Vec<ReasonPrompt>> {
     };
     let v: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
         .map_err(|e| bad(e.line(), e.to_string()))?;
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad(1, "expected a JSON array of {\"prompt\": ...} objects".into()))?;
+    let arr = v.as_array().ok_or_else(|| {
+        bad(
+            1,
+            "expected a JSON array of {\"prompt\": ...} objects".into(),
+        )
+    })?;
     if arr.is_empty() {
         return Err(Error::Empty(format!("{}: no prompts", path.display())));
     }
@@ -58,11 +61,9 @@ pub fn read_prompt_json(path: &Path) -> Result<Vec<ReasonPrompt>> {
                 .ok_or_else(|| bad(0, format!("entry {i}: no string field 'prompt'")))?;
             let id = match o.get("id") {
                 None => i + 1,
-                Some(x) => x
-                    .as_u64()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| bad(0, format!("entry {i}: 'id' {x} is not a positive integer")))?
-                    as usize,
+                Some(x) => x.as_u64().filter(|&n| n >= 1).ok_or_else(|| {
+                    bad(0, format!("entry {i}: 'id' {x} is not a positive integer"))
+                })? as usize,
             };
             Ok(ReasonPrompt {
                 id,
@@ -126,7 +127,9 @@ pub fn export_generated(
 
 /// The compworld reasoning prompts of each category numbered within its official folder
 /// (arithmetic first, then geometry, in `scientific`), as exported.
-pub fn numbered(categories: &[(String, Vec<compworld::Prompt>)]) -> Vec<(&'static str, Vec<ReasonPrompt>)> {
+pub fn numbered(
+    categories: &[(String, Vec<compworld::Prompt>)],
+) -> Vec<(&'static str, Vec<ReasonPrompt>)> {
     let mut out: Vec<(&'static str, Vec<ReasonPrompt>)> = Vec::new();
     for (_, ps) in categories {
         for p in ps {

@@ -24,12 +24,9 @@ fn a_perfect_generator_scores_at_least_99_in_every_category() {
         first_seed: 42,
     };
     let mut done = 0;
-    let (report, _) = run(
-        &mut TrueRenders { resolution: 32 },
-        &plan,
-        cfg,
-        &mut |n| done = n,
-    )
+    let (report, _) = run(&mut TrueRenders { resolution: 32 }, &plan, cfg, &mut |n| {
+        done = n
+    })
     .unwrap();
     assert_eq!(done, plan.image_count(2));
     for (cat, s) in report.category_scores() {
@@ -57,7 +54,8 @@ fn noise_scores_at_most_5_in_every_category() {
 /// Two categories, a few prompts each: small enough to export and rescore in a test.
 fn small_plan() -> Plan {
     let mut plan = val_plan();
-    plan.categories.retain(|(c, _)| c == "color" || c == "spatial");
+    plan.categories
+        .retain(|(c, _)| c == "color" || c == "spatial");
     for (_, ps) in &mut plan.categories {
         ps.truncate(6);
     }
@@ -65,7 +63,8 @@ fn small_plan() -> Plan {
 }
 
 fn export(plan: &Plan, dir: &Path, cfg: BenchConfig) -> bench_compbench::Report {
-    let (report, images) = run(&mut TrueRenders { resolution: 32 }, plan, cfg, &mut |_| ()).unwrap();
+    let (report, images) =
+        run(&mut TrueRenders { resolution: 32 }, plan, cfg, &mut |_| ()).unwrap();
     let mut k = 0;
     for (cat, prompts) in &plan.categories {
         let n = prompts.len() * cfg.samples;
@@ -113,7 +112,12 @@ fn a_folder_with_missing_images_is_refused_and_extra_ones_are_reported() {
     export(&plan, &dir, cfg);
     // An extra image nobody asked for: scored runs still work and name it as skipped.
     let samples = dir.join("color/samples");
-    let first = std::fs::read_dir(&samples).unwrap().next().unwrap().unwrap().path();
+    let first = std::fs::read_dir(&samples)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let extra = samples.join("a red circle_999999.png");
     std::fs::copy(&first, &extra).unwrap();
     let (r, _) = run(&mut FolderImages::new(&dir, 32), &plan, cfg, &mut |_| ()).unwrap();
@@ -125,7 +129,10 @@ fn a_folder_with_missing_images_is_refused_and_extra_ones_are_reported() {
     let err = run(&mut FolderImages::new(&dir, 32), &plan, cfg, &mut |_| ())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("1 image(s) missing") && err.contains("_000001.png"), "{err}");
+    assert!(
+        err.contains("1 image(s) missing") && err.contains("_000001.png"),
+        "{err}"
+    );
     // A stray non-image file in samples/ would break the official scripts: refused.
     std::fs::copy(&first, &gone).unwrap();
     std::fs::write(samples.join("notes.txt"), "hi").unwrap();
@@ -147,6 +154,89 @@ fn an_empty_category_is_an_error_not_a_missing_row() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/splits/val.tsv");
     let mut entries = load_split(&path).unwrap();
     entries.retain(|e| e.prompt.category != Category::Texture);
-    let err = Plan::from_split(&entries, Category::COMPBENCH).unwrap_err().to_string();
+    let err = Plan::from_split(&entries, Category::COMPBENCH)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("'texture' has no prompts"), "{err}");
+}
+
+fn shipped() -> Option<bench_compbench::UmmGenerator> {
+    let ckpt = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/checkpoints/base-tiny.safetensors");
+    let sample = umm_model::sampler::SampleConfig {
+        steps: 8,
+        ..Default::default()
+    };
+    Some(
+        bench_compbench::UmmGenerator::load(&ckpt, sample, 16, &burn::prelude::Device::flex())
+            .unwrap(),
+    )
+}
+
+#[test]
+fn model_images_rescore_exactly_from_the_exported_folder() {
+    // Generated images are not clean renders: scores near the oracle's thresholds move if
+    // the PNG's 8-bit rounding is skipped. Every image is scored as stored.
+    let plan = small_plan();
+    let cfg = BenchConfig {
+        samples: 2,
+        first_seed: 42,
+    };
+    let mut g = shipped().unwrap();
+    let (made, images) = run(&mut g, &plan, cfg, &mut |_| ()).unwrap();
+    let dir = scratch("umm-roundtrip");
+    let mut k = 0;
+    for (cat, prompts) in &plan.categories {
+        let n = prompts.len() * cfg.samples;
+        export_category(&dir, cat, &plan.texts(cat), cfg.samples, &images[k..k + n]).unwrap();
+        k += n;
+    }
+    let (again, loaded) = run(&mut FolderImages::new(&dir, 32), &plan, cfg, &mut |_| ()).unwrap();
+    // The scored images are exactly the stored ones, so the scores agree too.
+    assert!(
+        images == loaded,
+        "scored images differ from the exported PNGs"
+    );
+    for (a, b) in made.images.iter().zip(&again.images) {
+        assert_eq!(
+            (&a.file, a.score, &a.breakdown),
+            (&b.file, b.score, &b.breakdown)
+        );
+    }
+}
+
+#[test]
+fn a_model_image_depends_on_its_seed_not_on_its_batch() {
+    use bench_compbench::{Generator, Request};
+    let req = |prompt_index: usize, prompt: &'static str, seed: u64| Request {
+        category: "color",
+        prompt,
+        prompt_index,
+        sample: 0,
+        samples_per_prompt: 1,
+        seed,
+    };
+    let mut g = shipped().unwrap();
+    let alone = g.generate(&[req(0, "a red circle", 42)]).unwrap();
+    let batch = g
+        .generate(&[
+            req(0, "a blue square", 7),
+            req(1, "a red circle", 42),
+            req(2, "a red circle", 43),
+        ])
+        .unwrap();
+    let diff = |a: &compworld::Image, b: &compworld::Image| {
+        a.data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    assert!(
+        diff(&alone[0], &batch[1]) < 1e-4,
+        "{}",
+        diff(&alone[0], &batch[1])
+    );
+    // Another seed gives another image.
+    assert!(diff(&batch[1], &batch[2]) > 0.05);
 }

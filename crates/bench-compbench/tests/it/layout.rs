@@ -16,7 +16,14 @@ fn official_prompt(name: &str) -> &str {
     name.split('_').next().unwrap()
 }
 fn official_counter(name: &str) -> i64 {
-    name.rsplit('_').next().unwrap().split('.').next().unwrap().parse().unwrap()
+    name.rsplit('_')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn noise_images(prompts: &[String], n: usize) -> Vec<compworld::Image> {
@@ -42,7 +49,10 @@ fn replay_official_rules(samples: &Path, prompts: &[String], n: usize) {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|f| f.ends_with(".png")), "only PNGs in samples/");
+    assert!(
+        names.iter().all(|f| f.ends_with(".png")),
+        "only PNGs in samples/"
+    );
     assert_eq!(names.len(), prompts.len() * n);
     // The scripts sort by the counter and take the k-th image as question k.
     names.sort_by_key(|f| official_counter(f));
@@ -61,7 +71,14 @@ fn official_compbench_layout_reads_back_by_the_scripts_rules() {
     let dir = scratch("official-layout");
     // Every val prompt of every category can be named; a few are written and read back.
     for cat in [
-        "color", "shape", "texture", "spatial", "3d_spatial", "numeracy", "non_spatial", "complex",
+        "color",
+        "shape",
+        "texture",
+        "spatial",
+        "3d_spatial",
+        "numeracy",
+        "non_spatial",
+        "complex",
     ] {
         let f = read_prompt_file(&d.join(format!("t2i-compbench/{cat}_val.txt"))).unwrap();
         for (i, p) in f.prompts.iter().enumerate() {
@@ -78,11 +95,21 @@ fn official_compbench_layout_reads_back_by_the_scripts_rules() {
 
 #[test]
 fn names_the_official_scripts_would_misread_are_refused() {
-    let err = compbench_file_name("a red_circle", 0).unwrap_err().to_string();
+    let err = compbench_file_name("a red_circle", 0)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("contains '_'"), "{err}");
     assert!(compbench_file_name("a cat/dog", 0).is_err());
-    assert!(compbench_file_name(&"a".repeat(300), 0).unwrap_err().to_string().contains("300 bytes"));
-    assert_eq!(compbench_file_name("a red circle.", 17).unwrap(), "a red circle._000017.png");
+    assert!(
+        compbench_file_name(&"a".repeat(300), 0)
+            .unwrap_err()
+            .to_string()
+            .contains("300 bytes")
+    );
+    assert_eq!(
+        compbench_file_name("a red circle.", 17).unwrap(),
+        "a red circle._000017.png"
+    );
 }
 
 #[test]
@@ -110,10 +137,14 @@ fn official_result_files_come_back_as_a_summary() {
         r#"[{"question_id": 0, "answer": "1"}, {"question_id": 1, "answer": "1"}, {"question_id": 2, "answer": "1"}]"#,
     )
     .unwrap();
-    let err = import_official(&dir, &["color"], 2).unwrap_err().to_string();
+    let err = import_official(&dir, &["color"], 2)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("3 scores for 4 images"), "{err}");
     // A category without a result file.
-    let err = import_official(&dir, &["spatial"], 2).unwrap_err().to_string();
+    let err = import_official(&dir, &["spatial"], 2)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("annotation_obj_detection_2d"), "{err}");
 }
 
@@ -130,7 +161,10 @@ fn geneval_layout_matches_its_evaluator() {
     for (i, f) in folders.iter().enumerate() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         // evaluate_images.py: folder names are all digits, metadata is one JSON object.
-        assert!(name.len() == 5 && name.chars().all(|c| c.is_ascii_digit()), "{name}");
+        assert!(
+            name.len() == 5 && name.chars().all(|c| c.is_ascii_digit()),
+            "{name}"
+        );
         assert_eq!(name.parse::<usize>().unwrap(), i);
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(f.join("metadata.jsonl")).unwrap())
@@ -153,16 +187,26 @@ fn geneval_layout_matches_its_evaluator() {
 #[test]
 fn bad_prompt_files_give_one_clear_error() {
     let dir = scratch("bad-prompts");
-    let err = read_prompt_file(&dir.join("nope.txt")).unwrap_err().to_string();
+    let err = read_prompt_file(&dir.join("nope.txt"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope.txt"), "{err}");
     std::fs::write(dir.join("empty.txt"), "\r\n\n  \n").unwrap();
-    let err = read_prompt_file(&dir.join("empty.txt")).unwrap_err().to_string();
+    let err = read_prompt_file(&dir.join("empty.txt"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no prompts"), "{err}");
     std::fs::write(dir.join("latin1.txt"), b"a red circle\nna\xefve\n").unwrap();
-    let err = read_prompt_file(&dir.join("latin1.txt")).unwrap_err().to_string();
+    let err = read_prompt_file(&dir.join("latin1.txt"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("latin1.txt:2: not valid UTF-8"), "{err}");
     // BOM, CRLF, trailing blank lines and a duplicate.
-    std::fs::write(dir.join("ok.txt"), "\u{feff}a red circle\r\na blue square \r\na red circle\r\n\r\n\r\n").unwrap();
+    std::fs::write(
+        dir.join("ok.txt"),
+        "\u{feff}a red circle\r\na blue square \r\na red circle\r\n\r\n\r\n",
+    )
+    .unwrap();
     let f = read_prompt_file(&dir.join("ok.txt")).unwrap();
     assert_eq!(f.prompts, ["a red circle", "a blue square", "a red circle"]);
     assert_eq!(f.duplicates, ["a red circle"]);

@@ -8,14 +8,62 @@ use crate::shared_datasets;
 /// (file, prompts, distinct duplicated prompts, first prompt, last prompt) as counted with
 /// `grep -c ''` and `sort | uniq -d` on the copies in ../shared.
 const COMPBENCH: &[(&str, usize, usize, &str, &str)] = &[
-    ("color_val.txt", 300, 0, "a green bench and a blue bowl", "a black bathroom with a black and white shower curtain"),
-    ("shape_val.txt", 300, 0, "an oblong cucumber and a teardrop plum", "The big house and the small cabin provided different types of accommodations."),
-    ("texture_val.txt", 300, 0, "a plastic toy and a glass bottle", "The metallic pen and fluffy notebook jot down ideas on the wooden desk."),
-    ("spatial_val.txt", 300, 0, "a giraffe next to a lamp", "a pig on the bottom of a wallet"),
-    ("3d_spatial_val.txt", 300, 0, "a dog in front of a desk", "a fish in front of a book"),
-    ("numeracy_val.txt", 300, 0, "two boys", "two cups, three paintings, four lamps, and four bananas decorated the art studio"),
-    ("non_spatial_val.txt", 300, 0, "A person is looking at a rainbow and marveling at its beauty.", "A child is playing with a toy construction set and building a tower."),
-    ("complex_val.txt", 300, 0, "The red hat was on top of the brown coat rack.", "The towering, majestic elephants strode through the savanna, their powerful trunks reaching for the leaves of the trees."),
+    (
+        "color_val.txt",
+        300,
+        0,
+        "a green bench and a blue bowl",
+        "a black bathroom with a black and white shower curtain",
+    ),
+    (
+        "shape_val.txt",
+        300,
+        0,
+        "an oblong cucumber and a teardrop plum",
+        "The big house and the small cabin provided different types of accommodations.",
+    ),
+    (
+        "texture_val.txt",
+        300,
+        0,
+        "a plastic toy and a glass bottle",
+        "The metallic pen and fluffy notebook jot down ideas on the wooden desk.",
+    ),
+    (
+        "spatial_val.txt",
+        300,
+        0,
+        "a giraffe next to a lamp",
+        "a pig on the bottom of a wallet",
+    ),
+    (
+        "3d_spatial_val.txt",
+        300,
+        0,
+        "a dog in front of a desk",
+        "a fish in front of a book",
+    ),
+    (
+        "numeracy_val.txt",
+        300,
+        0,
+        "two boys",
+        "two cups, three paintings, four lamps, and four bananas decorated the art studio",
+    ),
+    (
+        "non_spatial_val.txt",
+        300,
+        0,
+        "A person is looking at a rainbow and marveling at its beauty.",
+        "A child is playing with a toy construction set and building a tower.",
+    ),
+    (
+        "complex_val.txt",
+        300,
+        0,
+        "The red hat was on top of the brown coat rack.",
+        "The towering, majestic elephants strode through the savanna, their powerful trunks reaching for the leaves of the trees.",
+    ),
 ];
 
 #[test]
@@ -82,12 +130,25 @@ fn geneval_metadata_and_lists_parse() {
     tags.dedup();
     assert_eq!(
         tags,
-        ["color_attr", "colors", "counting", "position", "single_object", "two_object"]
+        [
+            "color_attr",
+            "colors",
+            "counting",
+            "position",
+            "single_object",
+            "two_object"
+        ]
     );
     // The plain prompt list has the same prompts in the same order.
     let prompts = read_prompt_file(&dir.join("generation_prompts.txt")).unwrap();
     assert_eq!(prompts.prompts.len(), 553);
-    assert!(prompts.prompts.iter().zip(&meta).all(|(p, m)| *p == m.prompt));
+    assert!(
+        prompts
+            .prompts
+            .iter()
+            .zip(&meta)
+            .all(|(p, m)| *p == m.prompt)
+    );
     let objects = read_prompt_file(&dir.join("object_names.txt")).unwrap();
     assert_eq!(objects.prompts.len(), 80);
     assert_eq!(objects.prompts[0], "person");

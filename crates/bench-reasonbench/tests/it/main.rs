@@ -23,14 +23,29 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn questions_follow_the_explicit_meaning() {
     let p = Prompt::parse("two plus one blue diamonds").unwrap();
-    let q: Vec<String> = questions(&p.meaning).into_iter().map(|q| q.question).collect();
+    let q: Vec<String> = questions(&p.meaning)
+        .into_iter()
+        .map(|q| q.question)
+        .collect();
     // A counted phrase is one count question (presence is its half credit).
     assert_eq!(q, ["are there exactly 3 of: blue diamond?"]);
     let p = Prompt::parse("two minus one orange crosses and a blue circle").unwrap();
-    let q: Vec<String> = questions(&p.meaning).into_iter().map(|q| q.question).collect();
-    assert_eq!(q, ["are there exactly 1 of: orange cross?", "is there a blue circle?"]);
+    let q: Vec<String> = questions(&p.meaning)
+        .into_iter()
+        .map(|q| q.question)
+        .collect();
+    assert_eq!(
+        q,
+        [
+            "are there exactly 1 of: orange cross?",
+            "is there a blue circle?"
+        ]
+    );
     let p = Prompt::parse("a cross the colour of a carrot").unwrap();
-    assert_eq!(questions(&p.meaning)[0].question, "is there an orange cross?");
+    assert_eq!(
+        questions(&p.meaning)[0].question,
+        "is there an orange cross?"
+    );
 }
 
 #[test]
@@ -41,11 +56,17 @@ fn the_oracle_answers_one_for_truth_and_partial_or_zero_for_mistakes() {
     assert_eq!(answer(&truth, &p), [1.0]);
     // Two blue diamonds instead of three: present, count half right.
     let two = Prompt::parse("two blue diamonds").unwrap();
-    let img = render(&sample_scene(&two.meaning, &two.text, &mut rng).unwrap(), 32);
+    let img = render(
+        &sample_scene(&two.meaning, &two.text, &mut rng).unwrap(),
+        32,
+    );
     assert_eq!(answer(&img, &p), [0.5]);
     // Red diamonds: nothing of it.
     let red = Prompt::parse("three red diamonds").unwrap();
-    let img = render(&sample_scene(&red.meaning, &red.text, &mut rng).unwrap(), 32);
+    let img = render(
+        &sample_scene(&red.meaning, &red.text, &mut rng).unwrap(),
+        32,
+    );
     assert_eq!(answer(&img, &p), [0.0]);
 }
 
@@ -59,7 +80,11 @@ fn a_perfect_generator_scores_at_least_99_and_noise_at_most_5() {
     };
     let (perfect, _) = run(&mut TrueRenders { resolution: 32 }, &plan, cfg, &mut |_| ()).unwrap();
     let (noise, _) = run(&mut NoiseImages { resolution: 32 }, &plan, cfg, &mut |_| ()).unwrap();
-    for ((d, p), (_, n)) in perfect.category_scores().into_iter().zip(noise.category_scores()) {
+    for ((d, p), (_, n)) in perfect
+        .category_scores()
+        .into_iter()
+        .zip(noise.category_scores())
+    {
         println!("{d}: perfect {:.2}, noise {:.2}", p.score, n.score);
         assert!(p.score >= 99.0, "{d}: perfect {:.2}", p.score);
         assert!(n.score <= 5.0, "{d}: noise {:.2}", n.score);
@@ -70,7 +95,11 @@ fn a_perfect_generator_scores_at_least_99_and_noise_at_most_5() {
     assert!(r.file.starts_with("entity/0001.png"), "{}", r.file);
     // Geometry continues arithmetic's numbering in the official `scientific` folder.
     let n_arith = plan.categories[1].1.len();
-    let g = perfect.images.iter().find(|r| r.category == "geometry").unwrap();
+    let g = perfect
+        .images
+        .iter()
+        .find(|r| r.category == "geometry")
+        .unwrap();
     assert_eq!(g.file, format!("scientific/{:04}.png", n_arith + 1));
 }
 
@@ -81,7 +110,10 @@ fn official_layout_numbers_images_by_prompt_id() {
     let names: Vec<&str> = folders.iter().map(|(f, _)| *f).collect();
     assert_eq!(names, ["entity", "scientific", "idiom"]);
     let (_, sci) = &folders[1];
-    assert_eq!(sci.len(), plan.categories[1].1.len() + plan.categories[2].1.len());
+    assert_eq!(
+        sci.len(),
+        plan.categories[1].1.len() + plan.categories[2].1.len()
+    );
     assert!(sci.iter().enumerate().all(|(i, p)| p.id == i + 1));
     let dir = scratch("reason-official");
     let few = &folders[0].1[..5];
@@ -95,7 +127,10 @@ fn official_layout_numbers_images_by_prompt_id() {
         .filter(|n| n.ends_with(".png"))
         .collect();
     files.sort();
-    assert_eq!(files, ["0001.png", "0002.png", "0003.png", "0004.png", "0005.png"]);
+    assert_eq!(
+        files,
+        ["0001.png", "0002.png", "0003.png", "0004.png", "0005.png"]
+    );
     // The judge scripts take `int(name[0:4])` as the prompt id.
     let back = read_prompt_json(&out.join("prompts.json")).unwrap();
     for f in &files {
@@ -109,7 +144,11 @@ fn official_layout_numbers_images_by_prompt_id() {
 fn checkout_prompt_files_parse_and_bad_ones_are_refused() {
     let dir = scratch("reason-json");
     let ok = dir.join("entity.json");
-    std::fs::write(&ok, r#"[{"id": 1, "prompt": "the flag of a country"}, {"prompt": "a fruit", "extra": 3}]"#).unwrap();
+    std::fs::write(
+        &ok,
+        r#"[{"id": 1, "prompt": "the flag of a country"}, {"prompt": "a fruit", "extra": 3}]"#,
+    )
+    .unwrap();
     let ps = read_prompt_json(&ok).unwrap();
     assert_eq!(ps.len(), 2);
     assert_eq!((ps[0].id, ps[1].id), (1, 2));
@@ -119,9 +158,21 @@ fn checkout_prompt_files_parse_and_bad_ones_are_refused() {
     let e = read_prompt_json(&bad).unwrap_err().to_string();
     assert!(e.contains("no string field 'prompt'"), "{e}");
     std::fs::write(&bad, "[]").unwrap();
-    assert!(read_prompt_json(&bad).unwrap_err().to_string().contains("no prompts"));
+    assert!(
+        read_prompt_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("no prompts")
+    );
     std::fs::write(&bad, "{\"prompt\": 1").unwrap();
-    assert!(read_prompt_json(&bad).unwrap_err().to_string().contains("bad.json"));
-    let e = read_prompt_json(&dir.join("missing.json")).unwrap_err().to_string();
+    assert!(
+        read_prompt_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("bad.json")
+    );
+    let e = read_prompt_json(&dir.join("missing.json"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.json"), "{e}");
 }
