@@ -159,6 +159,9 @@ fn command_line(which: &str, a: &BenchArgs, samples: usize) -> String {
     c
 }
 
+/// Prompts per category grid.
+const GRID_PROMPTS: usize = 10;
+
 fn finish(
     report: &mut Report,
     a: &BenchArgs,
@@ -168,7 +171,33 @@ fn finish(
     images: Option<&[compworld::Image]>,
 ) -> Result<()> {
     report.command = Some(command_line(which, a, samples));
-    report.write(out, images)?;
+    // The library's grids are plain contact sheets; here each row is labelled with its prompt
+    // and each image with its score.
+    report.write(out, None)?;
+    if let Some(images) = images {
+        for cat in &report.categories {
+            let mut rows: Vec<crate::plot::GridRow> = Vec::new();
+            for (r, img) in report.images.iter().zip(images) {
+                if &r.category != cat || r.prompt_index >= GRID_PROMPTS {
+                    continue;
+                }
+                if r.sample == 0 {
+                    rows.push(crate::plot::GridRow {
+                        caption: format!("{}. {}", r.prompt_index + 1, r.prompt),
+                        images: Vec::new(),
+                    });
+                }
+                if let Some(row) = rows.last_mut() {
+                    row.images.push((img.clone(), r.score));
+                }
+            }
+            let title = format!(
+                "{which} / {cat}: first {} prompts, score under each image",
+                rows.len()
+            );
+            crate::plot::labelled_grid(&rows, &title, 3, &out.join(format!("grid_{cat}.png")))?;
+        }
+    }
     println!("{}", report.markdown());
     println!("wrote {}", out.display());
     Ok(())

@@ -83,3 +83,89 @@ pub fn plot_run(dir: &Path, out: &Path, title: &str) -> Result<()> {
     root.present()?;
     Ok(())
 }
+
+/// One row of a labelled grid: a caption and its images with a score under each.
+pub struct GridRow {
+    pub caption: String,
+    pub images: Vec<(compworld::Image, f64)>,
+}
+
+/// Rows of images with the prompt above each row and each image's score (0-1) under it, for
+/// people to look at: `title` on top, images drawn `scale` times their size.
+pub fn labelled_grid(rows: &[GridRow], title: &str, scale: u32, out: &Path) -> Result<()> {
+    init_font()?;
+    let cols = rows
+        .iter()
+        .map(|r| r.images.len())
+        .max()
+        .unwrap_or(1)
+        .max(1) as u32;
+    let side = rows
+        .iter()
+        .flat_map(|r| r.images.first())
+        .map(|(i, _)| i.width as u32)
+        .next()
+        .unwrap_or(32)
+        * scale;
+    let (gap, caption_h, score_h, title_h) = (8u32, 20u32, 16u32, 34u32);
+    let row_h = caption_h + side + score_h + gap;
+    let width = (cols * (side + gap) + gap).max(9 * title.chars().count() as u32 + 2 * gap);
+    let height = title_h + rows.len() as u32 * row_h + gap;
+    let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (gap as i32, 8),
+        ("sans-serif", 18).into_font(),
+    ))?;
+    for (r, row) in rows.iter().enumerate() {
+        let y0 = title_h + r as u32 * row_h;
+        let mut caption = row.caption.clone();
+        let max_chars = (width / 7) as usize;
+        if caption.chars().count() > max_chars {
+            caption = caption
+                .chars()
+                .take(max_chars.saturating_sub(3))
+                .collect::<String>()
+                + "...";
+        }
+        root.draw(&Text::new(
+            caption,
+            (gap as i32, y0 as i32 + 3),
+            ("sans-serif", 13).into_font(),
+        ))?;
+        for (c, (img, score)) in row.images.iter().enumerate() {
+            let x0 = gap + c as u32 * (side + gap);
+            let top = y0 + caption_h;
+            for y in 0..img.height {
+                for x in 0..img.width {
+                    let [rr, gg, bb] = img
+                        .get(x, y)
+                        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+                    let (px, py) = (
+                        (x0 + x as u32 * scale) as i32,
+                        (top + y as u32 * scale) as i32,
+                    );
+                    root.draw(&Rectangle::new(
+                        [(px, py), (px + scale as i32, py + scale as i32)],
+                        RGBColor(rr, gg, bb).filled(),
+                    ))?;
+                }
+            }
+            let colour = if *score >= 0.999 {
+                RGBColor(0, 130, 0)
+            } else if *score > 0.0 {
+                RGBColor(190, 120, 0)
+            } else {
+                RGBColor(180, 0, 0)
+            };
+            root.draw(&Text::new(
+                format!("{score:.2}"),
+                (x0 as i32, (top + side + 2) as i32),
+                ("sans-serif", 12).into_font().color(&colour),
+            ))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
