@@ -55,6 +55,22 @@ pub struct MixConfig {
     /// violation of the same prompt (no), side by side in the batch. Otherwise each is drawn
     /// alone, yes or no with equal chance.
     pub paired_match: bool,
+    /// Scenes of understanding questions hold at most this many objects (1 to 6; 6, the
+    /// default, allows every scene). Smaller values make the questions easier: a curriculum
+    /// knob for probes.
+    #[serde(default = "all_objects")]
+    pub und_max_objects: usize,
+    /// Curriculum: over the first this many steps the cap on objects per understanding scene
+    /// rises from 1 to `und_max_objects` (0: no curriculum). Questions that compare the
+    /// question with the image ("is there a red circle ?") have no answer in the wording or in
+    /// the image alone; the tiny model learns them on one-object scenes first, where the
+    /// object is big in the image, and carries the skill to crowded scenes.
+    #[serde(default)]
+    pub und_objects_ramp_steps: usize,
+}
+
+fn all_objects() -> usize {
+    compworld::scene::MAX_OBJECTS
 }
 
 impl Default for MixConfig {
@@ -90,6 +106,8 @@ impl Default for MixConfig {
             und_kinds: to_map(&und_kinds),
             text_dropout: 0.1,
             paired_match: true,
+            und_max_objects: all_objects(),
+            und_objects_ramp_steps: 0,
         }
     }
 }
@@ -162,6 +180,13 @@ impl MixConfig {
             return Err(Error::Config(format!(
                 "mix.text_dropout = {} must be in [0, 1)",
                 self.text_dropout
+            )));
+        }
+        if !(1..=compworld::scene::MAX_OBJECTS).contains(&self.und_max_objects) {
+            return Err(Error::Config(format!(
+                "mix.und_max_objects = {} must be in 1..={}",
+                self.und_max_objects,
+                compworld::scene::MAX_OBJECTS
             )));
         }
         Ok(())
@@ -245,6 +270,10 @@ pub struct DataStream {
     und_table: Vec<(QaKind, f32)>,
     text_dropout: f32,
     paired_match: bool,
+    und_max_objects: usize,
+    und_objects_ramp_steps: usize,
+    /// The training step the next batch is for (drives the curriculum).
+    step: usize,
     resolution: usize,
     /// Texts of the dev, val and test prompts.
     excluded: HashSet<String>,
@@ -267,6 +296,9 @@ impl DataStream {
             und_table: mix.und_table()?,
             text_dropout: mix.text_dropout,
             paired_match: mix.paired_match,
+            und_max_objects: mix.und_max_objects,
+            und_objects_ramp_steps: mix.und_objects_ramp_steps,
+            step: 0,
             resolution,
             excluded,
             max_text_len: usize::MAX,
@@ -278,6 +310,22 @@ impl DataStream {
     pub fn with_max_text_len(mut self, n: usize) -> Self {
         self.max_text_len = n;
         self
+    }
+
+    /// Tells the stream which training step the next batches are for (the curriculum of
+    /// [`MixConfig::und_objects_ramp_steps`] depends on it).
+    pub fn set_step(&mut self, step: usize) {
+        self.step = step;
+    }
+
+    /// The most objects an understanding scene may hold at the current step.
+    pub fn und_object_cap(&self) -> usize {
+        let (max, ramp) = (self.und_max_objects, self.und_objects_ramp_steps);
+        if ramp == 0 || self.step >= ramp {
+            max
+        } else {
+            1 + (max - 1) * self.step / ramp
+        }
     }
 
     /// The random state (saved in checkpoints so a resumed run continues the same stream).
@@ -332,7 +380,9 @@ impl DataStream {
     /// The next `n` understanding examples.
     pub fn und_examples(&mut self, n: usize) -> Vec<UndExample> {
         let excluded = &self.excluded;
-        let accept = |p: &Prompt| !excluded.contains(&p.text);
+        let max_objects = self.und_object_cap();
+        let accept =
+            |p: &Prompt| !excluded.contains(&p.text) && p.meaning.object_count() <= max_objects;
         let words = |s: &str| s.split_whitespace().count();
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
@@ -635,5 +685,40 @@ mod tests {
         let mut m = MixConfig::default();
         m.und_kinds.values_mut().for_each(|w| *w = 0.0);
         assert!(m.validate().unwrap_err().to_string().contains("> 0"));
+        let m = MixConfig {
+            und_max_objects: 7,
+            ..MixConfig::default()
+        };
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("mix.und_max_objects = 7 must be in 1..=6"), "{e}");
+    }
+
+    #[test]
+    fn the_curriculum_starts_with_one_object_scenes() {
+        let mix = MixConfig {
+            und_kinds: [("prompt_match".to_string(), 1.0)].into_iter().collect(),
+            und_objects_ramp_steps: 100,
+            ..MixConfig::default()
+        };
+        let mut s = DataStream::new(&mix, 32, Rng::new(4)).unwrap();
+        let objects = |s: &mut DataStream| -> Vec<usize> {
+            s.und_examples(40)
+                .iter()
+                .map(|e| {
+                    let text = e.question.trim_start_matches("does this image show : ");
+                    let text = text.trim_end_matches(" ?");
+                    Prompt::parse(text).unwrap().meaning.object_count()
+                })
+                .collect()
+        };
+        assert_eq!(s.und_object_cap(), 1);
+        assert!(objects(&mut s).iter().all(|&n| n == 1));
+        s.set_step(50);
+        assert_eq!(s.und_object_cap(), 3);
+        assert!(objects(&mut s).iter().all(|&n| n <= 3));
+        s.set_step(100);
+        assert_eq!(s.und_object_cap(), 6);
+        // After the ramp, crowded scenes come back.
+        assert!(objects(&mut s).iter().any(|&n| n >= 4));
     }
 }

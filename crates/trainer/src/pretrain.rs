@@ -405,6 +405,7 @@ pub fn pretrain(
     while step < end {
         let lr = learning_rate(t, step);
         // Both batches' randomness comes from the one stream, so a run is a function of its seed.
+        stream.set_step(step as usize);
         let gen_ex = stream.gen_examples(t.gen_batch);
         let und_ex = stream.und_examples(t.und_batch);
         let mut noise_rng = Rng::new(stream_rng_next(&mut stream));
