@@ -30,13 +30,9 @@ use crate::{Error, Result};
 /// training must never see.
 pub const EVAL_SPLIT_SEED: u64 = 2026;
 
-/// The question that asks whether an image shows a prompt.
-pub fn prompt_match_question(prompt: &str) -> String {
-    format!("does this image show : {prompt} ?")
-}
-
-/// Question of a region-identification example.
-pub const REGION_QUESTION: &str = "what is this ?";
+pub use umm_model::understand::{
+    REGION_QUESTION, images_tensor, prompt_match_question, question_ids,
+};
 
 /// The data mixture. Weights are relative (they need not sum to one); a missing name weighs 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -412,18 +408,6 @@ impl DataStream {
     }
 }
 
-/// Images `[batch, 3, side, side]` in the model's pixel space, `2 x - 1` (so values are
-/// centred like the unit-normal noise of the flow).
-pub fn images_tensor(images: &[&Image], device: &Device) -> Tensor<4> {
-    let side = images.first().map_or(0, |i| i.width);
-    let data: Vec<f32> = images
-        .iter()
-        .flat_map(|i| i.to_chw())
-        .map(|v| 2.0 * v - 1.0)
-        .collect();
-    Tensor::from_data(TensorData::new(data, [images.len(), 3, side, side]), device)
-}
-
 /// A batch of generation pairs on the device.
 #[derive(Debug, Clone)]
 pub struct GenBatch {
@@ -497,14 +481,6 @@ pub struct UndBatch {
     /// Where the next token is part of the answer (or its closing EOS): `1 / n` for an answer
     /// of `n` tokens (EOS included), so every example's weights sum to 1; else 0.
     pub mask: Tensor<2>,
-}
-
-/// `[BOS] question <ans>`: what the model reads before it answers.
-pub fn question_ids(tok: &dyn Tokenizer, question: &str) -> Result<Vec<u32>> {
-    let mut ids = vec![BOS];
-    ids.extend(tok.encode(question)?);
-    ids.push(tok.id("<ans>").expect("the tokenizer has <ans>"));
-    Ok(ids)
 }
 
 /// Builds an understanding batch.
@@ -691,7 +667,10 @@ mod tests {
             ..MixConfig::default()
         };
         let e = m.validate().unwrap_err().to_string();
-        assert!(e.contains("mix.und_max_objects = 7 must be in 1..=6"), "{e}");
+        assert!(
+            e.contains("mix.und_max_objects = 7 must be in 1..=6"),
+            "{e}"
+        );
     }
 
     #[test]

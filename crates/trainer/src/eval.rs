@@ -10,72 +10,12 @@ use compworld::vqa::describe;
 use compworld::world::CANVAS_UNITS;
 use compworld::{Image, Prompt, Rng, sample_scene};
 use serde::{Deserialize, Serialize};
-use umm_model::tokenizer::EOS;
-use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, patchify};
+use umm_model::{Tokenizer, Umm, UmmConfig};
 
 use crate::Result;
-use crate::data::{
-    REGION_QUESTION, images_tensor, prompt_match_question, question_ids, question_image,
-};
+use crate::data::{REGION_QUESTION, prompt_match_question, question_image};
 
-/// Questions answered per forward pass.
-const EVAL_BATCH: usize = 64;
-
-/// Greedy answers (at most `max_tokens` words, up to EOS) to questions about images.
-pub fn answer(
-    model: &Umm,
-    cfg: &UmmConfig,
-    tok: &dyn Tokenizer,
-    questions: &[(String, Image)],
-    max_tokens: usize,
-    device: &Device,
-) -> Result<Vec<String>> {
-    let mut out = Vec::with_capacity(questions.len());
-    for chunk in questions.chunks(EVAL_BATCH) {
-        let images: Vec<&Image> = chunk.iter().map(|(_, i)| i).collect();
-        let patches = patchify(images_tensor(&images, device), cfg.patch);
-        let mut rows = chunk
-            .iter()
-            .map(|(q, _)| question_ids(tok, q))
-            .collect::<Result<Vec<_>>>()?;
-        let prefix: Vec<usize> = rows.iter().map(Vec::len).collect();
-        let mut done = vec![false; chunk.len()];
-        for _ in 0..max_tokens {
-            let text = umm_model::sampler::pad_rows(&rows, device);
-            let len = text.dims()[1];
-            let logits = model
-                .forward(UmmInput {
-                    text,
-                    und_image: Some(patches.clone()),
-                    gen_image: None,
-                })
-                .logits; // [b, len, vocab]
-            let next: Vec<i64> = logits
-                .argmax(2)
-                .reshape([chunk.len() * len])
-                .to_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
-                .expect("int ids");
-            for (i, row) in rows.iter_mut().enumerate() {
-                if done[i] {
-                    continue;
-                }
-                let id = next[i * len + row.len() - 1] as u32;
-                row.push(id);
-                done[i] = id == EOS;
-            }
-            if done.iter().all(|&d| d) {
-                break;
-            }
-        }
-        for (row, p) in rows.iter().zip(prefix) {
-            let ids: Vec<u32> = row[p..].iter().copied().take_while(|&i| i != EOS).collect();
-            out.push(tok.decode(&ids)?);
-        }
-    }
-    Ok(out)
-}
+pub use umm_model::understand::answer;
 
 /// Correct answers out of asked questions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

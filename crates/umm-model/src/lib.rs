@@ -7,9 +7,9 @@
 //! - [`model`]: the Burn Mixture-of-Transformers forward pass (understanding logits and
 //!   generation velocities), with its attention mask, and image patchify/unpatchify;
 //! - [`checkpoint`]: safetensors weights plus a TOML sidecar, written atomically, checked on load;
-//! - [`sampler`]: Euler and Heun rectified-flow integration with classifier-free guidance.
-//!
-//! Pretraining is still to come (issue 3).
+//! - [`sampler`]: Euler and Heun rectified-flow integration with classifier-free guidance;
+//! - [`understand`]: asking the model about images (question format, greedy answers, yes/no
+//!   probabilities), the one way training, evaluation and the self-rewards ask.
 //!
 //! **Invariant:** umm-model knows nothing about rewards or the benchmark oracle.
 
@@ -18,6 +18,7 @@ pub mod config;
 pub mod model;
 pub mod sampler;
 pub mod tokenizer;
+pub mod understand;
 
 pub use config::UmmConfig;
 pub use model::{Umm, UmmInput, UmmOutput, patchify, unpatchify};

@@ -378,3 +378,56 @@ fn image_tokens_see_each_other() {
     );
     assert!(max_diff(logits, l2) > 1e-4);
 }
+
+#[test]
+fn yes_no_reads_the_answer_position_whatever_the_padding() {
+    use umm_model::understand::{question_ids, yes_no};
+    let device = Device::flex();
+    let c = UmmConfig::micro();
+    let model = Umm::init(&c, &device);
+    let tok = WordTokenizer::compworld();
+    let img = |v: f32| compworld::Image::filled(c.resolution, c.resolution, [v, 0.2, 0.9]);
+    let short = ("is there a circle ?".to_string(), img(0.1));
+    let long = (
+        "does this image show : a red circle left of a blue square ?".to_string(),
+        img(0.7),
+    );
+    let both = yes_no(&model, &c, &tok, &[short.clone(), long.clone()], &device).unwrap();
+    let alone = yes_no(&model, &c, &tok, &[short.clone()], &device).unwrap();
+    // The short question, padded in the batch, gets the same probabilities as alone.
+    assert!((both[0].0 - alone[0].0).abs() < 1e-5 && (both[0].1 - alone[0].1).abs() < 1e-5);
+    // And they are the softmax at <ans>, computed here by hand.
+    let ids = question_ids(&tok, &long.0).unwrap();
+    let n = ids.len();
+    let logits = model
+        .forward(UmmInput {
+            text: text(&[ids], &device),
+            und_image: Some(patchify(
+                umm_model::understand::images_tensor(&[&long.1], &device),
+                c.patch,
+            )),
+            gen_image: None,
+        })
+        .logits
+        .slice_dim(1, n - 1..n);
+    let p: Vec<f32> = burn::tensor::activation::softmax(logits, 2)
+        .to_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let yes = tok.id("yes").unwrap() as usize;
+    assert!(
+        (p[yes] - both[1].0).abs() < 1e-5,
+        "{} vs {}",
+        p[yes],
+        both[1].0
+    );
+    // A wrong-sized image is refused with a message.
+    let bad = (
+        "is there a circle ?".to_string(),
+        compworld::Image::filled(8, 8, [0.0; 3]),
+    );
+    let e = yes_no(&model, &c, &tok, &[bad], &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("8x8"), "{e}");
+}

@@ -1,0 +1,160 @@
+//! Asking the model about images: the question format, images in the model's pixel space,
+//! greedy answers and yes/no probabilities. Training, evaluation and the self-rewards all ask
+//! through here, so they ask the same way.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::softmax;
+use compworld::Image;
+
+use crate::tokenizer::{ANS, BOS, EOS};
+use crate::{Error, Result, Tokenizer, Umm, UmmConfig, UmmInput, patchify};
+
+/// Questions answered per forward pass.
+const BATCH: usize = 64;
+
+/// The question that asks whether an image shows a prompt.
+pub fn prompt_match_question(prompt: &str) -> String {
+    format!("does this image show : {prompt} ?")
+}
+
+/// The question asked about a region crop.
+pub const REGION_QUESTION: &str = "what is this ?";
+
+/// `[BOS] question <ans>`: what the model reads before it answers.
+pub fn question_ids(tok: &dyn Tokenizer, question: &str) -> Result<Vec<u32>> {
+    let mut ids = vec![BOS];
+    ids.extend(tok.encode(question)?);
+    ids.push(ANS);
+    Ok(ids)
+}
+
+/// Images `[batch, 3, side, side]` in the model's pixel space, `2 x - 1` (so values are
+/// centred like the unit-normal noise of the flow).
+pub fn images_tensor(images: &[&Image], device: &Device) -> Tensor<4> {
+    let side = images.first().map_or(0, |i| i.width);
+    let data: Vec<f32> = images
+        .iter()
+        .flat_map(|i| i.to_chw())
+        .map(|v| 2.0 * v - 1.0)
+        .collect();
+    Tensor::from_data(TensorData::new(data, [images.len(), 3, side, side]), device)
+}
+
+fn check_sizes(cfg: &UmmConfig, questions: &[(String, Image)]) -> Result<()> {
+    let r = cfg.resolution;
+    match questions
+        .iter()
+        .find(|(_, i)| i.width != r || i.height != r)
+    {
+        Some((q, i)) => Err(Error::Config(format!(
+            "image for \"{q}\" is {}x{}, the model reads {r}x{r}",
+            i.width, i.height
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Greedy answers (at most `max_tokens` words, up to EOS) to questions about images.
+pub fn answer(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    questions: &[(String, Image)],
+    max_tokens: usize,
+    device: &Device,
+) -> Result<Vec<String>> {
+    check_sizes(cfg, questions)?;
+    let mut out = Vec::with_capacity(questions.len());
+    for chunk in questions.chunks(BATCH) {
+        let images: Vec<&Image> = chunk.iter().map(|(_, i)| i).collect();
+        let patches = patchify(images_tensor(&images, device), cfg.patch);
+        let mut rows = chunk
+            .iter()
+            .map(|(q, _)| question_ids(tok, q))
+            .collect::<Result<Vec<_>>>()?;
+        let prefix: Vec<usize> = rows.iter().map(Vec::len).collect();
+        let mut done = vec![false; chunk.len()];
+        for _ in 0..max_tokens {
+            let text = crate::sampler::pad_rows(&rows, device);
+            let len = text.dims()[1];
+            let logits = model
+                .forward(UmmInput {
+                    text,
+                    und_image: Some(patches.clone()),
+                    gen_image: None,
+                })
+                .logits; // [b, len, vocab]
+            let next: Vec<i64> = logits
+                .argmax(2)
+                .reshape([chunk.len() * len])
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .expect("int ids");
+            for (i, row) in rows.iter_mut().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                let id = next[i * len + row.len() - 1] as u32;
+                row.push(id);
+                done[i] = id == EOS;
+            }
+            if done.iter().all(|&d| d) {
+                break;
+            }
+        }
+        for (row, p) in rows.iter().zip(prefix) {
+            let ids: Vec<u32> = row[p..].iter().copied().take_while(|&i| i != EOS).collect();
+            out.push(tok.decode(&ids)?);
+        }
+    }
+    Ok(out)
+}
+
+/// For each yes/no question, the model's probabilities of answering "yes" and "no" (the
+/// softmax over the whole vocabulary at `<ans>`, so the two need not sum to one).
+pub fn yes_no(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    questions: &[(String, Image)],
+    device: &Device,
+) -> Result<Vec<(f32, f32)>> {
+    check_sizes(cfg, questions)?;
+    let word = |w: &str| {
+        tok.id(w)
+            .map(|i| i as usize)
+            .ok_or_else(|| Error::Config(format!("the tokenizer has no '{w}'")))
+    };
+    let (yes, no) = (word("yes")?, word("no")?);
+    let mut out = Vec::with_capacity(questions.len());
+    for chunk in questions.chunks(BATCH) {
+        let images: Vec<&Image> = chunk.iter().map(|(_, i)| i).collect();
+        let rows = chunk
+            .iter()
+            .map(|(q, _)| question_ids(tok, q))
+            .collect::<Result<Vec<_>>>()?;
+        let ends: Vec<usize> = rows.iter().map(|r| r.len() - 1).collect();
+        let text = crate::sampler::pad_rows(&rows, device);
+        let [b, len] = text.dims();
+        let logits = model
+            .forward(UmmInput {
+                text,
+                und_image: Some(patchify(images_tensor(&images, device), cfg.patch)),
+                gen_image: None,
+            })
+            .logits; // [b, len, vocab]
+        let vocab = logits.dims()[2];
+        let p: Vec<f32> = softmax(logits, 2)
+            .reshape([b * len * vocab])
+            .to_data()
+            .try_to_vec::<f32>()
+            .expect("f32 probabilities");
+        for (i, &e) in ends.iter().enumerate() {
+            let at = (i * len + e) * vocab;
+            out.push((p[at + yes], p[at + no]));
+        }
+    }
+    Ok(out)
+}
