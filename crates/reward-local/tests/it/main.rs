@@ -1,0 +1,5 @@
+//! Integration tests of reward-local.
+
+mod maps;
+mod phrases;
+mod proposals;

@@ -1,0 +1,84 @@
+//! Literal phrases and the region-score table.
+
+use reward_local::BoxPx;
+use reward_local::phrases::literal_phrases;
+use reward_local::region::score_names;
+
+#[test]
+fn phrases_are_read_from_the_words_of_the_prompt() {
+    let p = literal_phrases("two striped red circles and a large blue square");
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].count, Some(2));
+    assert_eq!(p[0].texture.map(|t| t.word()), Some("striped"));
+    assert_eq!(p[0].colour.map(|c| c.word()), Some("red"));
+    assert_eq!(p[0].shape.word(), "circle");
+    assert_eq!(p[1].count, Some(1));
+    assert_eq!(p[1].size.map(|s| s.word()), Some("large"));
+    // Arithmetic states no count; knowledge states no colour; geometry states no shape word.
+    assert_eq!(literal_phrases("two plus one blue diamonds")[0].count, None);
+    let k = literal_phrases("a cross the colour of a carrot");
+    assert_eq!((k.len(), k[0].colour), (1, None));
+    assert!(literal_phrases("an orange plus sign").is_empty());
+}
+
+fn boxes(n: usize) -> Vec<BoxPx> {
+    // Side by side, far apart, decreasing area.
+    (0..n)
+        .map(|i| BoxPx {
+            x0: 10.0 * i as f32,
+            y0: 0.0,
+            x1: 10.0 * i as f32 + 5.0,
+            y1: 5.0,
+            area: 20 - i,
+        })
+        .collect()
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn region_scores_follow_the_table() {
+    let n = names(&[
+        "red circle",
+        "green circle",
+        "yellow triangle",
+        "",
+        "blue square",
+    ]);
+    let s: Vec<f32> = score_names("a red circle and a blue square", &boxes(5), &n)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(s, [1.0, -1.0, 0.0, 0.0, 1.0]);
+    // Texture: a name without one is plain.
+    let n = names(&["red circle", "striped red circle"]);
+    let s: Vec<f32> = score_names("a striped red circle", &boxes(2), &n)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(s, [-1.0, 1.0]);
+}
+
+#[test]
+fn the_object_beyond_a_stated_count_scores_minus_one() {
+    let n = names(&["red circle", "red circle", "red circle"]);
+    let s = score_names("two red circles", &boxes(3), &n);
+    assert_eq!(s[2], (-1.0, "one too many"));
+    assert_eq!((s[0].0, s[1].0), (1.0, 1.0));
+    // A smaller box inside a counted one is the same object at another scale, not a third.
+    let mut b = boxes(2);
+    b.push(BoxPx {
+        x0: 1.0,
+        y0: 1.0,
+        x1: 4.0,
+        y1: 4.0,
+        area: 5,
+    });
+    let s = score_names("two red circles", &b, &n);
+    assert!(s.iter().all(|(v, _)| *v == 1.0), "{s:?}");
+    // Without a stated count there is no "too many".
+    let s = score_names("two plus one red circles", &boxes(3), &n);
+    assert!(s.iter().all(|(v, _)| *v == 1.0), "{s:?}");
+}
