@@ -57,3 +57,87 @@ pub fn global_scores(
         .map(|(y, n)| score_from(y, n))
         .collect())
 }
+
+/// The whole self-reward of one image: what the model said and the map made of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SelfReward {
+    /// The global score g.
+    pub global: f32,
+    /// Whether the sample is kept for training ([`keep`]).
+    pub kept: bool,
+    /// Proposed regions with the model's names and their scores.
+    pub regions: Vec<reward_local::RegionScore>,
+    /// The reward map, `resolution x resolution`, row-major.
+    #[serde(skip)]
+    pub map: Vec<f32>,
+    /// The map averaged per generation token (patchify order).
+    pub token_weights: Vec<f32>,
+}
+
+/// Scores a batch of `(image, prompt)`: proposals, region names and scores, the global score,
+/// the reward map and its token weights. An item with bad input (wrong size, empty prompt,
+/// unknown word) gets its own error and the others are still scored.
+pub fn self_rewards(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    items: &[(&Image, &str)],
+    proposer: &reward_local::ProposerConfig,
+    map: &reward_local::MapConfig,
+    device: &Device,
+) -> Vec<Result<SelfReward>> {
+    let checked: Vec<Result<()>> = items
+        .iter()
+        .map(|(img, p)| check_input(cfg, tok, img, p))
+        .collect();
+    let good: Vec<usize> = (0..items.len()).filter(|&k| checked[k].is_ok()).collect();
+    let proposals: Vec<Vec<reward_local::BoxPx>> = good
+        .iter()
+        .map(|&k| reward_local::propose(items[k].0, proposer))
+        .collect();
+    let batch = || -> Result<(Vec<f32>, Vec<Vec<reward_local::RegionScore>>)> {
+        let g_items: Vec<(&Image, &str)> = good.iter().map(|&k| items[k]).collect();
+        let g = global_scores(model, cfg, tok, &g_items, device)?;
+        let r_items: Vec<(&Image, &str, &[reward_local::BoxPx])> = good
+            .iter()
+            .zip(&proposals)
+            .map(|(&k, b)| (items[k].0, items[k].1, b.as_slice()))
+            .collect();
+        let r = reward_local::score_regions(model, cfg, tok, &r_items, device)?;
+        Ok((g, r))
+    };
+    let (g, regions) = match batch() {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e.to_string();
+            return items
+                .iter()
+                .map(|_| Err(reward_local::Error::Input(msg.clone())))
+                .collect();
+        }
+    };
+    let mut scored = good.iter().zip(g.into_iter().zip(regions));
+    let res = cfg.resolution;
+    checked
+        .into_iter()
+        .map(|c| {
+            c?;
+            let (_, (global, regions)) = scored.next().expect("one score per good item");
+            let boxes: Vec<reward_local::ScoredBox> = regions
+                .iter()
+                .map(|r| reward_local::ScoredBox {
+                    bbox: r.bbox,
+                    score: r.score,
+                })
+                .collect();
+            let m = reward_local::reward_map(res, res, global, &boxes, map);
+            Ok(SelfReward {
+                global,
+                kept: keep(global),
+                token_weights: reward_local::token_weights(&m, res, res, cfg.patch),
+                map: m,
+                regions,
+            })
+        })
+        .collect()
+}

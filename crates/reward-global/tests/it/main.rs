@@ -58,3 +58,45 @@ fn the_shipped_model_scores_batches_like_single_images_and_refuses_bad_input() {
     let e = global_scores(&model, &cfg, &tok, &[(&img, "a red unicorn")], &dev).unwrap_err();
     assert!(e.to_string().contains("unicorn"), "{e}");
 }
+
+#[test]
+fn a_batch_scores_the_good_items_and_reports_the_bad_ones() {
+    let (model, cfg) = shipped();
+    let tok = WordTokenizer::compworld();
+    let dev = Device::flex();
+    let mut rng = Rng::new(11);
+    let p = Prompt::parse("a blue square and a red circle").unwrap();
+    let img = render(
+        &sample_scene(&p.meaning, &p.text, &mut rng).unwrap(),
+        cfg.resolution,
+    );
+    let small = Image::filled(8, 8, [0.5; 3]);
+    let items = [
+        (&img, "a blue square and a red circle"),
+        (&small, "a red circle"),
+        (&img, "a red unicorn"),
+        (&img, "a green triangle"),
+    ];
+    let out = reward_global::self_rewards(
+        &model,
+        &cfg,
+        &tok,
+        &items,
+        &reward_local::ProposerConfig::default(),
+        &reward_local::MapConfig::default(),
+        &dev,
+    );
+    assert_eq!(out.len(), 4);
+    assert!(out[1].as_ref().unwrap_err().to_string().contains("8x8"));
+    assert!(out[2].as_ref().unwrap_err().to_string().contains("unicorn"));
+    let a = out[0].as_ref().unwrap();
+    // Two objects in a true render: at least two regions, the map and one weight per token.
+    assert!(a.regions.len() >= 2, "{:?}", a.regions);
+    assert_eq!(a.map.len(), cfg.resolution * cfg.resolution);
+    assert_eq!(a.token_weights.len(), cfg.image_tokens());
+    assert!(a.map.iter().all(|w| (0.0..=1.0).contains(w)));
+    // The same image, the same proposals, whatever the prompt; the prompt changes the scores.
+    let d = out[3].as_ref().unwrap();
+    assert_eq!(a.regions.len(), d.regions.len());
+    assert!(d.regions.iter().all(|r| r.score <= 0.0), "{:?}", d.regions);
+}
