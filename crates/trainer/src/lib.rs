@@ -15,6 +15,7 @@ pub mod device;
 pub mod eval;
 pub mod init;
 pub mod pretrain;
+pub mod reward_cmd;
 
 /// Everything that can go wrong in training. Messages are one line and name the culprit.
 #[derive(Debug, thiserror::Error)]

@@ -121,6 +121,41 @@ enum Command {
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceKind,
     },
+    /// The model's self-rewards of images: one JSON record per image (global score, regions
+    /// with the model's names and scores, reward-map statistics) in <out>/rewards.jsonl and an
+    /// overlay PNG per image in <out>/overlays/.
+    Reward {
+        /// Model weights (.safetensors with its .meta.toml sidecar): the judge.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A folder of PNGs with a prompts.tsv of `file<TAB>prompt` lines.
+        #[arg(long, conflicts_with = "prompt")]
+        images: Option<PathBuf>,
+        /// Or prompts to generate images for with the same checkpoint (repeat the flag).
+        #[arg(long = "prompt")]
+        prompt: Vec<String>,
+        /// Seed of the generated images' noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Reward-map mode: unit (as the reference code), signed (bounded) or binary.
+        #[arg(long, default_value = "unit")]
+        map: reward_local::MapMode,
+        /// Leave the global score out of the map (ablation).
+        #[arg(long)]
+        no_global: bool,
+        /// Leave the region scores out of the map (ablation).
+        #[arg(long)]
+        no_local: bool,
+        /// Regions proposed per image.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        /// Output folder.
+        #[arg(long, default_value = "out/reward")]
+        out: PathBuf,
+        /// Compute backend.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
+    },
 }
 
 fn main() -> ExitCode {
@@ -275,6 +310,83 @@ fn run(cli: Cli) -> Result<()> {
             let sheet = compworld::render::contact_sheet(&images, per_prompt, 4);
             sheet.save_png(&out)?;
             eprintln!("wrote {} ({} images)", out.display(), images.len());
+            Ok(())
+        }
+        Command::Reward {
+            checkpoint: ckpt,
+            images,
+            prompt,
+            seed,
+            map,
+            no_global,
+            no_local,
+            top_k,
+            out,
+            device: kind,
+        } => {
+            let dev = device(kind)?;
+            let (model, meta) = checkpoint::load(&ckpt, &dev)?;
+            let cfg = meta.config;
+            let tok = WordTokenizer::compworld();
+            let items = match images {
+                Some(dir) => trainer::reward_cmd::read_folder(&dir, cfg.resolution)?,
+                None => {
+                    if prompt.is_empty() {
+                        bail!("give --images <folder> or at least one --prompt");
+                    }
+                    let texts: Vec<&str> = prompt.iter().map(String::as_str).collect();
+                    let sample = SampleConfig {
+                        seed,
+                        ..SampleConfig::default()
+                    };
+                    let imgs = generate(&model, &cfg, &tok, &texts, sample, &dev)?;
+                    umm_model::sampler::to_images(imgs)?
+                        .into_iter()
+                        .zip(&prompt)
+                        .enumerate()
+                        .map(|(i, (img, p))| trainer::reward_cmd::Item {
+                            name: format!("{i:04}.png"),
+                            prompt: p.clone(),
+                            image: Ok(img),
+                        })
+                        .collect()
+                }
+            };
+            let map_cfg = reward_local::MapConfig {
+                mode: map,
+                use_global: !no_global,
+                use_local: !no_local,
+                ..Default::default()
+            };
+            let proposer = reward_local::ProposerConfig {
+                top_k,
+                ..Default::default()
+            };
+            let pb = indicatif::ProgressBar::new(items.len() as u64);
+            let t0 = Instant::now();
+            let run = trainer::reward_cmd::run(
+                &model,
+                &cfg,
+                &tok,
+                &items,
+                &proposer,
+                &map_cfg,
+                &out,
+                &dev,
+                &|n| pb.set_position(n as u64),
+            )?;
+            pb.finish_and_clear();
+            for (name, why) in &run.skipped {
+                eprintln!("skipped {name}: {why}");
+            }
+            eprintln!(
+                "scored {} image(s), skipped {}, in {:.1} s; wrote {}/rewards.jsonl and {}/overlays/",
+                run.scored,
+                run.skipped.len(),
+                t0.elapsed().as_secs_f64(),
+                out.display(),
+                out.display()
+            );
             Ok(())
         }
     }
