@@ -4,4 +4,5 @@ mod backends;
 mod cli;
 mod config;
 mod pretrain;
+mod reward;
 mod shipped;
