@@ -3,6 +3,7 @@
 
 mod base_eval;
 mod bench;
+mod calibration;
 mod firewall;
 mod plot;
 mod tch;
@@ -94,6 +95,30 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         which: bench::BenchCmd,
+    },
+    /// How well the self-rewards agree with the oracle on the base model's own images of the
+    /// val prompts (AUC of the global score, region-score sign agreement, proposal recall on
+    /// true renders); writes results/reward-calibration.json and a reliability plot.
+    RewardCalibration {
+        /// Model weights (.safetensors with its .meta.toml sidecar).
+        #[arg(long, default_value = "datasets/checkpoints/base-tiny.safetensors")]
+        checkpoint: PathBuf,
+        /// Prompt split.
+        #[arg(long, default_value = "datasets/splits/val.tsv")]
+        split: PathBuf,
+        /// Images per prompt.
+        #[arg(long, default_value_t = 2)]
+        samples: usize,
+        /// Score true renders and one-constraint violations instead of the model's own images
+        /// (the judgment on clean images; use with other --out and --plot paths).
+        #[arg(long)]
+        renders: bool,
+        /// Output JSON.
+        #[arg(long, default_value = "results/reward-calibration.json")]
+        out: PathBuf,
+        /// Output reliability plot.
+        #[arg(long, default_value = "results/reward-calibration.png")]
+        plot: PathBuf,
     },
     /// Read the official T2I-CompBench val prompt files of a checkout
     /// (`<dir>/<category>_val.txt`) and report prompts, duplicates and blank lines.
@@ -193,6 +218,21 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Tch { args } => tch::run(&args)?,
         Cmd::Bench { which } => bench::run(which)?,
+        Cmd::RewardCalibration {
+            checkpoint,
+            split,
+            samples,
+            renders,
+            out,
+            plot,
+        } => calibration::run(&calibration::CalibrationArgs {
+            checkpoint,
+            split,
+            samples,
+            renders,
+            out_json: out,
+            out_png: plot,
+        })?,
         Cmd::CheckPrompts { dir } => bench::check_prompt_files(&dir)?,
         Cmd::PlotRun { run, out, title } => {
             plot::plot_run(&run, &out, &title)?;

@@ -169,3 +169,64 @@ pub fn labelled_grid(rows: &[GridRow], title: &str, scale: u32, out: &Path) -> R
     root.present()?;
     Ok(())
 }
+
+/// Reliability of the global score: per bin of g (centre, images, share the oracle scores
+/// correct), as bars of the share with the image count written above each.
+pub fn reliability(
+    bins: &[(f64, usize, Option<f64>)],
+    base_rate: f64,
+    auc: f64,
+    out: &Path,
+) -> Result<()> {
+    init_font()?;
+    let top = bins
+        .iter()
+        .filter_map(|b| b.2)
+        .fold(base_rate, f64::max)
+        .mul_add(1.25, 0.02)
+        .min(1.05);
+    let root = BitMapBackend::new(out, (760, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("global self-reward g vs the oracle (AUC {auc:.3})"),
+            ("sans-serif", 20),
+        )
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(-1.0..1.0, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("g (bin centre)")
+        .y_desc("share of images the oracle scores correct")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for &(c, n, share) in bins {
+        if let Some(s) = share {
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(c - 0.09, 0.0), (c + 0.09, s)],
+                BLUE.mix(0.6).filled(),
+            )))?;
+        }
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{n}"),
+            (c - 0.05, share.unwrap_or(0.0) + 0.03 * top),
+            ("sans-serif", 12).into_font(),
+        )))?;
+    }
+    chart
+        .draw_series(LineSeries::new(
+            [(-1.0, base_rate), (1.0, base_rate)],
+            RED.stroke_width(1),
+        ))?
+        .label(format!("all images: {base_rate:.3}"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED));
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,447 @@
+//! `cargo xtask reward-calibration`: how well the self-rewards agree with the benchmark's
+//! judge. It lives here, in the harness, because it uses the oracle and the renderer's ground
+//! truth; the reward crates never do.
+//!
+//! - Proposal recall: true renders of the val prompts with 2 to 6 objects; an object is found
+//!   when some proposal has IoU >= 0.7 with its ground-truth box.
+//! - Global: the base model's own images of the val prompts; AUC of g for telling images the
+//!   oracle scores 1 (correct) from the rest.
+//! - Local: each proposed region matched (IoU >= 0.5) to an object the oracle perceives; the
+//!   oracle's verdict on that object (+1 it fits a phrase of the prompt's meaning, -1 its shape
+//!   is asked for with other attributes, 0 not asked for) against the sign of the region
+//!   score.
+//! - A reliability plot: the share of oracle-correct images per bin of g.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use bench_compbench::{BenchConfig, Plan, UmmGenerator};
+use burn::prelude::*;
+use compworld::splits::load_split;
+use compworld::{Category, Image, Prompt, Rng, render, sample_scene};
+use indicatif::{ProgressBar, ProgressStyle};
+use reward_local::proposer::BoxPx;
+use reward_local::{ProposerConfig, propose, score_regions};
+use serde::Serialize;
+use umm_model::WordTokenizer;
+use umm_model::sampler::SampleConfig;
+
+/// Settings of one calibration run.
+#[derive(Debug, Clone)]
+pub struct CalibrationArgs {
+    pub checkpoint: std::path::PathBuf,
+    pub split: std::path::PathBuf,
+    pub samples: usize,
+    /// Score true renders and one-constraint violations of the prompts instead of the model's
+    /// own images: the judgment on clean images, apart from the generator's blobs.
+    pub renders: bool,
+    pub out_json: std::path::PathBuf,
+    pub out_png: std::path::PathBuf,
+}
+
+#[derive(Debug, Default, Serialize, Clone)]
+struct CategoryRow {
+    images: usize,
+    oracle_correct: usize,
+    auc_global: Option<f64>,
+    region_matched: usize,
+    region_sign_agreement: Option<f64>,
+    proposal_objects: usize,
+    proposal_recall_iou70: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Calibration {
+    auc_global: f64,
+    region_sign_agreement: f64,
+    proposal_recall_iou70: f64,
+    images: usize,
+    oracle_correct: usize,
+    region_matched: usize,
+    proposal_objects: usize,
+    /// Per (region score sign, oracle verdict) counts: "+/+", "+/0", ...
+    region_confusion: BTreeMap<String, usize>,
+    reliability: Vec<ReliabilityBin>,
+    per_category: BTreeMap<String, CategoryRow>,
+    checkpoint: String,
+    /// What was scored.
+    source: String,
+    samples_per_prompt: usize,
+    command: String,
+    wall_s: f64,
+}
+
+#[derive(Debug, Serialize, Clone)]
+struct ReliabilityBin {
+    g_lo: f64,
+    g_hi: f64,
+    images: usize,
+    oracle_correct_share: Option<f64>,
+}
+
+/// Area under the ROC curve: the chance a positive outranks a negative (ties count half).
+pub fn auc(pos: &[f64], neg: &[f64]) -> Option<f64> {
+    if pos.is_empty() || neg.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for &p in pos {
+        for &n in neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (pos.len() * neg.len()) as f64)
+}
+
+fn bar(n: usize, what: &str) -> ProgressBar {
+    ProgressBar::new(n as u64).with_style(
+        ProgressStyle::with_template(&format!(
+            "{what}: {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}}"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    )
+}
+
+fn units_to_px(b: [f32; 4], res: usize) -> BoxPx {
+    let k = res as f32 / compworld::world::CANVAS_UNITS;
+    BoxPx {
+        x0: b[0] * k,
+        y0: b[1] * k,
+        x1: b[2] * k,
+        y1: b[3] * k,
+        area: 0,
+    }
+}
+
+/// The oracle's verdict on one perceived object for a prompt: +1 it fits a phrase, -1 its
+/// shape is asked for but no phrase with that shape fits, 0 it is not asked for.
+fn oracle_verdict(d: &scene_oracle::Detection, p: &Prompt) -> i32 {
+    let specs: Vec<_> = p.meaning.phrases.iter().map(|ph| ph.spec).collect();
+    let fits = |s: &compworld::prompt::ObjectSpec| {
+        s.shape.is_none_or(|x| x == d.shape)
+            && s.colour.is_none_or(|c| c == d.colour)
+            && s.texture.is_none_or(|t| t == d.texture)
+    };
+    if specs.iter().any(fits) {
+        1
+    } else if specs.iter().any(|s| s.shape == Some(d.shape)) {
+        -1
+    } else {
+        0
+    }
+}
+
+fn sign(v: f32) -> i32 {
+    if v > 0.0 {
+        1
+    } else if v < 0.0 {
+        -1
+    } else {
+        0
+    }
+}
+
+/// Proposal recall on true renders: (found, total) per category.
+fn proposal_recall(plan: &Plan, res: usize) -> BTreeMap<String, (usize, usize)> {
+    let cfg = ProposerConfig::default();
+    let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (cat, prompts) in &plan.categories {
+        for p in prompts {
+            if !(2..=6).contains(&p.meaning.object_count()) {
+                continue;
+            }
+            let mut rng = Rng::derive(7, &p.text);
+            let Ok(scene) = sample_scene(&p.meaning, &p.text, &mut rng) else {
+                continue;
+            };
+            let boxes = propose(&render(&scene, res), &cfg);
+            let e = out.entry(cat.clone()).or_default();
+            for o in &scene.objects {
+                let gt = units_to_px(o.bbox(), res);
+                e.1 += 1;
+                e.0 += usize::from(boxes.iter().any(|b| b.iou(&gt) >= 0.7));
+            }
+        }
+    }
+    out
+}
+
+pub fn run(a: &CalibrationArgs) -> Result<()> {
+    let t0 = Instant::now();
+    ensure!(
+        a.checkpoint.exists(),
+        "checkpoint {} not found",
+        a.checkpoint.display()
+    );
+    ensure!(
+        a.split.exists(),
+        "prompt split {} not found",
+        a.split.display()
+    );
+    let device = Device::flex();
+    let plan = Plan::from_split(&load_split(&a.split)?, Category::ALL)?;
+    let (model, meta) = umm_model::checkpoint::load(&a.checkpoint, &device)?;
+    let cfg = meta.config;
+    let res = cfg.resolution;
+    let tok = WordTokenizer::compworld();
+
+    eprintln!("proposal recall on true renders ...");
+    let recall = proposal_recall(&plan, res);
+
+    let bcfg = BenchConfig {
+        samples: a.samples,
+        first_seed: bench_compbench::FIRST_SEED,
+    };
+    let requests = plan.requests(bcfg);
+    let prompts: Vec<&Prompt> = plan
+        .categories
+        .iter()
+        .flat_map(|(_, ps)| ps.iter().flat_map(|p| std::iter::repeat_n(p, a.samples)))
+        .collect();
+    let images: Vec<Image> = if a.renders {
+        // Even samples: a true render; odd samples: a one-constraint violation (when one can
+        // be drawn, else another true render).
+        requests
+            .iter()
+            .zip(&prompts)
+            .map(|(r, p)| {
+                let mut rng = Rng::derive(r.seed, &p.text);
+                let meaning = if r.sample % 2 == 1 {
+                    let mut kinds = compworld::violation::applicable(&p.meaning);
+                    rng.shuffle(&mut kinds);
+                    kinds
+                        .iter()
+                        .find_map(|&k| compworld::violation::violate(&p.meaning, k, &mut rng))
+                        .unwrap_or_else(|| p.meaning.clone())
+                } else {
+                    p.meaning.clone()
+                };
+                let scene = sample_scene(&meaning, &p.text, &mut rng)
+                    .or_else(|_| sample_scene(&p.meaning, &p.text, &mut rng))
+                    .expect("a val prompt has a scene");
+                render(&scene, res)
+            })
+            .collect()
+    } else {
+        let mut generator =
+            UmmGenerator::load(&a.checkpoint, SampleConfig::default(), 64, &device)?;
+        let pb = bar(requests.len(), "generating");
+        let (images, _) =
+            bench_compbench::harness::generate_all(&mut generator, &requests, &mut |n| {
+                pb.set_position(n as u64)
+            })?;
+        pb.finish_and_clear();
+        images
+    };
+
+    // Rewards, in chunks, with a progress bar.
+    let pcfg = ProposerConfig::default();
+    let proposals: Vec<Vec<BoxPx>> = images.iter().map(|i| propose(i, &pcfg)).collect();
+    let pb = bar(images.len(), "self-rewards");
+    let mut g = Vec::with_capacity(images.len());
+    let mut regions = Vec::with_capacity(images.len());
+    for start in (0..images.len()).step_by(32) {
+        let end = (start + 32).min(images.len());
+        let items: Vec<(&Image, &str)> = (start..end)
+            .map(|k| (&images[k], prompts[k].text.as_str()))
+            .collect();
+        g.extend(reward_global::global_scores(
+            &model, &cfg, &tok, &items, &device,
+        )?);
+        let ritems: Vec<(&Image, &str, &[BoxPx])> = (start..end)
+            .map(|k| {
+                (
+                    &images[k],
+                    prompts[k].text.as_str(),
+                    proposals[k].as_slice(),
+                )
+            })
+            .collect();
+        regions.extend(score_regions(&model, &cfg, &tok, &ritems, &device)?);
+        pb.set_position(end as u64);
+    }
+    pb.finish_and_clear();
+
+    // The judge's view.
+    let verdicts: Vec<scene_oracle::Verdict> = images
+        .iter()
+        .zip(&prompts)
+        .map(|(i, p)| scene_oracle::score(i, p))
+        .collect();
+    let mut per: BTreeMap<String, CategoryRow> = BTreeMap::new();
+    let mut by_cat: BTreeMap<String, (Vec<f64>, Vec<f64>, usize, usize)> = BTreeMap::new();
+    let mut confusion: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut all_pos, mut all_neg) = (Vec::new(), Vec::new());
+    let (mut agree, mut matched) = (0usize, 0usize);
+    for (k, r) in requests.iter().enumerate() {
+        let correct = verdicts[k].score >= 0.999;
+        let e = by_cat.entry(r.category.to_string()).or_default();
+        if correct {
+            e.0.push(f64::from(g[k]));
+            all_pos.push(f64::from(g[k]));
+        } else {
+            e.1.push(f64::from(g[k]));
+            all_neg.push(f64::from(g[k]));
+        }
+        for reg in &regions[k] {
+            let b = BoxPx {
+                x0: reg.bbox[0],
+                y0: reg.bbox[1],
+                x1: reg.bbox[2],
+                y1: reg.bbox[3],
+                area: reg.area,
+            };
+            let best = verdicts[k]
+                .perception
+                .objects
+                .iter()
+                .map(|d| (units_to_px(d.bbox, res).iou(&b), d))
+                .max_by(|x, y| x.0.total_cmp(&y.0));
+            if let Some((iou, d)) = best
+                && iou >= 0.5
+            {
+                let v = oracle_verdict(d, prompts[k]);
+                let s = sign(reg.score);
+                let sym = |x: i32| ["-", "0", "+"][(x + 1) as usize];
+                *confusion
+                    .entry(format!("{}/{}", sym(s), sym(v)))
+                    .or_default() += 1;
+                e.2 += 1;
+                e.3 += usize::from(s == v);
+                matched += 1;
+                agree += usize::from(s == v);
+            }
+        }
+    }
+    for (cat, (pos, neg, m, ag)) in &by_cat {
+        let (found, total) = recall.get(cat).copied().unwrap_or((0, 0));
+        per.insert(
+            cat.clone(),
+            CategoryRow {
+                images: pos.len() + neg.len(),
+                oracle_correct: pos.len(),
+                auc_global: auc(pos, neg),
+                region_matched: *m,
+                region_sign_agreement: (*m > 0).then(|| *ag as f64 / *m as f64),
+                proposal_objects: total,
+                proposal_recall_iou70: (total > 0).then(|| found as f64 / total as f64),
+            },
+        );
+    }
+    let (found, total) = recall
+        .values()
+        .fold((0, 0), |(a, b), (f, t)| (a + f, b + t));
+    let reliability: Vec<ReliabilityBin> = (0..10)
+        .map(|b| {
+            let (lo, hi) = (-1.0 + 0.2 * b as f64, -0.8 + 0.2 * b as f64);
+            let inside: Vec<bool> = g
+                .iter()
+                .zip(&verdicts)
+                .filter(|(gv, _)| {
+                    let x = f64::from(**gv);
+                    x >= lo && (x < hi || (b == 9 && x <= 1.0))
+                })
+                .map(|(_, v)| v.score >= 0.999)
+                .collect();
+            ReliabilityBin {
+                g_lo: lo,
+                g_hi: hi,
+                images: inside.len(),
+                oracle_correct_share: (!inside.is_empty())
+                    .then(|| inside.iter().filter(|&&c| c).count() as f64 / inside.len() as f64),
+            }
+        })
+        .collect();
+    let report = Calibration {
+        auc_global: auc(&all_pos, &all_neg).unwrap_or(f64::NAN),
+        region_sign_agreement: agree as f64 / matched.max(1) as f64,
+        proposal_recall_iou70: found as f64 / total.max(1) as f64,
+        images: images.len(),
+        oracle_correct: all_pos.len(),
+        region_matched: matched,
+        proposal_objects: total,
+        region_confusion: confusion,
+        reliability: reliability.clone(),
+        per_category: per,
+        checkpoint: a.checkpoint.display().to_string(),
+        samples_per_prompt: a.samples,
+        command: format!(
+            "cargo xtask reward-calibration --checkpoint {} --samples {}{} --out {} --plot {}",
+            a.checkpoint.display(),
+            a.samples,
+            if a.renders { " --renders" } else { "" },
+            a.out_json.display(),
+            a.out_png.display()
+        ),
+        source: if a.renders {
+            "true renders (even samples) and one-constraint violations (odd samples)".into()
+        } else {
+            "the model's own images".into()
+        },
+        wall_s: (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    };
+    if let Some(d) = a.out_json.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(&a.out_json, serde_json::to_string_pretty(&report)? + "\n")?;
+    crate::plot::reliability(
+        &reliability
+            .iter()
+            .map(|b| ((b.g_lo + b.g_hi) / 2.0, b.images, b.oracle_correct_share))
+            .collect::<Vec<_>>(),
+        f64::from(all_pos.len() as u32) / images.len().max(1) as f64,
+        report.auc_global,
+        &a.out_png,
+    )?;
+    println!(
+        "AUC of g {:.3} ({} correct of {} images); region sign agreement {:.3} ({} matched regions); proposal recall@0.7 {:.3} ({} objects); {:.0} s",
+        report.auc_global,
+        report.oracle_correct,
+        report.images,
+        report.region_sign_agreement,
+        matched,
+        report.proposal_recall_iou70,
+        total,
+        report.wall_s
+    );
+    println!(
+        "confusion (region sign / oracle verdict): {:?}",
+        report.region_confusion
+    );
+    for (c, r) in &report.per_category {
+        println!(
+            "  {c:<12} images {:>4} correct {:>3} auc {:>6} agree {:>6} recall {:>6}",
+            r.images,
+            r.oracle_correct,
+            r.auc_global.map_or("-".into(), |v| format!("{v:.3}")),
+            r.region_sign_agreement
+                .map_or("-".into(), |v| format!("{v:.3}")),
+            r.proposal_recall_iou70
+                .map_or("-".into(), |v| format!("{v:.3}")),
+        );
+    }
+    println!("wrote {} and {}", a.out_json.display(), a.out_png.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auc;
+
+    #[test]
+    fn auc_counts_pairs_and_half_ties() {
+        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
+        assert_eq!(auc(&[0.1], &[0.9]), Some(0.0));
+        // (0.5 vs 0.5) ties, (0.5 vs 0.2) wins: (0.5 + 1) / 2.
+        assert_eq!(auc(&[0.5], &[0.5, 0.2]), Some(0.75));
+        assert_eq!(auc(&[], &[0.1]), None);
+    }
+}
