@@ -2,7 +2,9 @@
 //! (count 2, striped, red, circle); "a cross the colour of a carrot" states only "a cross"
 //! (the colour must be inferred, which is the global reward's job); "two plus one blue
 //! diamonds" states blue diamonds with no literal count. Only the prompt's text is read: no
-//! parser of the world's meaning, no ground truth.
+//! parser of the world's meaning, no ground truth. A colour given by reference ("the colour of
+//! a carrot") is found here ([`colour_references`]) and resolved by asking the model itself
+//! (`crate::region`).
 
 use compworld::{Colour, Shape, Size, Texture};
 
@@ -28,6 +30,49 @@ impl Phrase {
                 .texture
                 .is_none_or(|t| name.texture.unwrap_or(Texture::Solid) == t)
     }
+}
+
+/// Words that end an entity reference: the next phrase or a relation begins.
+const STOP: &[&str] = &[
+    "and", "on", "near", "next", "in", "behind", "hidden", "inside", "around", "touching",
+];
+
+fn words_of(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .collect()
+}
+
+/// For each phrase of [`literal_phrases`] followed by "the colour of <entity>", the phrase's
+/// index and the entity's words ("a carrot", "the sky").
+pub fn colour_references(text: &str) -> Vec<(usize, String)> {
+    let words = words_of(text);
+    let mut out = Vec::new();
+    let mut phrase = 0;
+    for (i, w) in words.iter().enumerate() {
+        if Shape::from_word(w)
+            .or_else(|| Shape::from_plural(w))
+            .is_none()
+        {
+            continue;
+        }
+        let next: Vec<&str> = words[i + 1..].iter().take(3).map(String::as_str).collect();
+        if next == ["the", "colour", "of"] {
+            let entity: Vec<&str> = words[i + 4..]
+                .iter()
+                .map(String::as_str)
+                .take_while(|w| !STOP.contains(w))
+                .collect();
+            if !entity.is_empty() {
+                out.push((phrase, entity.join(" ")));
+            }
+        }
+        phrase += 1;
+    }
+    out
 }
 
 fn number(w: &str) -> Option<u8> {

@@ -13,6 +13,11 @@
 //! | a shape the prompt mentions, but no phrase with that shape fits | -1 (wrong attribute) |
 //! | a fitting object beyond a phrase's stated count | -1 (one too many) |
 //!
+//! A colour given by reference ("a cross the colour of a carrot") is resolved by asking the
+//! model the world-knowledge question it was pretrained on, `what colour is a carrot ?`,
+//! about a blank canvas; its answer becomes the phrase's colour (no answer that is a colour
+//! word: the colour stays open). Inferring the meaning is the model's own job.
+//!
 //! For "one too many", the fitting regions of a counted phrase are taken largest first, and a
 //! region whose centre lies inside an already counted region's box is the same object seen at
 //! another scale, not another object.
@@ -23,7 +28,7 @@ use serde::Serialize;
 use umm_model::understand::{REGION_QUESTION, answer};
 use umm_model::{Tokenizer, Umm, UmmConfig};
 
-use crate::phrases::{Phrase, literal_phrases};
+use crate::phrases::{Phrase, colour_references, literal_phrases};
 use crate::proposer::BoxPx;
 use crate::{Error, Result};
 
@@ -64,10 +69,18 @@ pub fn read_name(name: &str) -> Option<Phrase> {
     literal_phrases(name).into_iter().next()
 }
 
-/// Scores named regions against a prompt by the table of the module docs. `names[i]` is the
-/// model's name for `boxes[i]`.
+/// Scores named regions against a prompt's literal phrases by the table of the module docs.
+/// `names[i]` is the model's name for `boxes[i]`.
 pub fn score_names(prompt: &str, boxes: &[BoxPx], names: &[String]) -> Vec<(f32, &'static str)> {
-    let phrases = literal_phrases(prompt);
+    score_names_with(&literal_phrases(prompt), boxes, names)
+}
+
+/// [`score_names`] against given phrases (with colours resolved by the model).
+pub fn score_names_with(
+    phrases: &[Phrase],
+    boxes: &[BoxPx],
+    names: &[String],
+) -> Vec<(f32, &'static str)> {
     let mut out: Vec<(f32, &'static str)> = names
         .iter()
         .map(|n| match read_name(n) {
@@ -113,6 +126,47 @@ pub fn score_names(prompt: &str, boxes: &[BoxPx], names: &[String]) -> Vec<(f32,
     out
 }
 
+/// The literal phrases of each prompt, with colours given by reference resolved by the model
+/// (one batch of knowledge questions about a blank canvas).
+pub fn resolve_colours<'a>(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    prompts: impl Iterator<Item = &'a str>,
+    device: &Device,
+) -> Result<Vec<Vec<Phrase>>> {
+    let prompts: Vec<&str> = prompts.collect();
+    let refs: Vec<Vec<(usize, String)>> = prompts.iter().map(|p| colour_references(p)).collect();
+    let blank = compworld::render(&compworld::Scene::default(), cfg.resolution);
+    let questions: Vec<(String, Image)> = refs
+        .iter()
+        .flatten()
+        .map(|(_, e)| (format!("what colour is {e} ?"), blank.clone()))
+        .collect();
+    let answers = if questions.is_empty() {
+        Vec::new()
+    } else {
+        answer(model, cfg, tok, &questions, 2, device)?
+    };
+    let mut a = answers.iter();
+    Ok(prompts
+        .iter()
+        .zip(&refs)
+        .map(|(p, refs)| {
+            let mut phrases = literal_phrases(p);
+            for (i, _) in refs {
+                let said = a
+                    .next()
+                    .and_then(|w| compworld::Colour::from_word(w.trim()));
+                if let (Some(ph), Some(c)) = (phrases.get_mut(*i), said) {
+                    ph.colour = Some(c);
+                }
+            }
+            phrases
+        })
+        .collect())
+}
+
 /// Checks an image and a prompt before anything is asked.
 pub fn check_input(cfg: &UmmConfig, tok: &dyn Tokenizer, img: &Image, prompt: &str) -> Result<()> {
     let r = cfg.resolution;
@@ -141,6 +195,7 @@ pub fn score_regions(
     for (img, prompt, _) in items {
         check_input(cfg, tok, img, prompt)?;
     }
+    let phrases = resolve_colours(model, cfg, tok, items.iter().map(|i| i.1), device)?;
     let questions: Vec<(String, Image)> = items
         .iter()
         .flat_map(|(img, _, boxes)| {
@@ -153,10 +208,11 @@ pub fn score_regions(
     let mut k = 0;
     Ok(items
         .iter()
-        .map(|(_, prompt, boxes)| {
+        .zip(&phrases)
+        .map(|((_, _, boxes), phrases)| {
             let mine = &names[k..k + boxes.len()];
             k += boxes.len();
-            score_names(prompt, boxes, mine)
+            score_names_with(phrases, boxes, mine)
                 .into_iter()
                 .zip(boxes.iter().zip(mine))
                 .map(|((score, why), (b, name))| RegionScore {

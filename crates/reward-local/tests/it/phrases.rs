@@ -82,3 +82,40 @@ fn the_object_beyond_a_stated_count_scores_minus_one() {
     let s = score_names("two plus one red circles", &boxes(3), &n);
     assert!(s.iter().all(|(v, _)| *v == 1.0), "{s:?}");
 }
+
+#[test]
+fn colours_given_by_reference_are_found_and_resolved_by_the_model() {
+    use reward_local::phrases::colour_references;
+    let refs = colour_references(
+        "a large cross the colour of a carrot and a diamond the colour of the sky",
+    );
+    assert_eq!(
+        refs,
+        [(0, "a carrot".to_string()), (1, "the sky".to_string())]
+    );
+    assert!(colour_references("a red circle next to a square").is_empty());
+
+    use burn::prelude::*;
+    let ckpt = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/checkpoints/base-tiny.safetensors");
+    let dev = Device::flex();
+    let (model, meta) = umm_model::checkpoint::load(&ckpt, &dev).unwrap();
+    let tok = umm_model::WordTokenizer::compworld();
+    let prompts = [
+        "a cross the colour of a carrot",
+        "a red circle",
+        "a diamond the colour of grass",
+    ];
+    let phrases = reward_local::region::resolve_colours(
+        &model,
+        &meta.config,
+        &tok,
+        prompts.iter().copied(),
+        &dev,
+    )
+    .unwrap();
+    // The shipped model answers its knowledge questions (1.0 on the training distribution).
+    assert_eq!(phrases[0][0].colour.map(|c| c.word()), Some("orange"));
+    assert_eq!(phrases[1][0].colour.map(|c| c.word()), Some("red"));
+    assert_eq!(phrases[2][0].colour.map(|c| c.word()), Some("green"));
+}
