@@ -30,7 +30,10 @@ fn bench(c: &mut Criterion) {
     let images: Vec<_> = (0..32)
         .map(|i| {
             let p = Prompt::parse(prompts[i % prompts.len()]).unwrap();
-            render(&sample_scene(&p.meaning, &p.text, &mut rng).unwrap(), cfg.resolution)
+            render(
+                &sample_scene(&p.meaning, &p.text, &mut rng).unwrap(),
+                cfg.resolution,
+            )
         })
         .collect();
     let items: Vec<(&compworld::Image, &str)> = images
@@ -43,7 +46,17 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_image", |b| {
-        b.iter(|| black_box(self_rewards(&model, &cfg, &tok, &items[..1], &pc, &mc, &dev)))
+        b.iter(|| {
+            black_box(self_rewards(
+                &model,
+                &cfg,
+                &tok,
+                &items[..1],
+                &pc,
+                &mc,
+                &dev,
+            ))
+        })
     });
     group.throughput(Throughput::Elements(32));
     group.bench_function("batch_of_32", |b| {

@@ -20,7 +20,9 @@ fn a_folder_run_scores_good_items_and_lists_the_bad_ones() {
             .save_png(&dir.join(name))
             .unwrap();
     }
-    Image::filled(16, 16, [0.5; 3]).save_png(&dir.join("small.png")).unwrap();
+    Image::filled(16, 16, [0.5; 3])
+        .save_png(&dir.join("small.png"))
+        .unwrap();
     std::fs::write(
         dir.join("prompts.tsv"),
         "# file\tprompt\na.png\ta red circle\nb.png\ttwo blue squares\r\nmissing.png\ta red circle\nsmall.png\ta red circle\na.png\ta red unicorn\n",
@@ -57,11 +59,17 @@ fn a_folder_run_scores_good_items_and_lists_the_bad_ones() {
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["prompt"], "two blue squares");
-    assert_eq!(lines[0]["map"]["token_weights"].as_array().unwrap().len(), 64);
+    assert_eq!(
+        lines[0]["map"]["token_weights"].as_array().unwrap().len(),
+        64
+    );
     assert!(!lines[0]["regions"].as_array().unwrap().is_empty());
     assert!(out.join("overlays/a.png").exists() && out.join("overlays/b.png").exists());
     // A malformed list is one clear error.
     std::fs::write(dir.join("prompts.tsv"), "a.png a red circle\n").unwrap();
     let e = read_folder(&dir, 32).unwrap_err().to_string();
-    assert!(e.contains("prompts.tsv:1: expected 'file<TAB>prompt'"), "{e}");
+    assert!(
+        e.contains("prompts.tsv:1: expected 'file<TAB>prompt'"),
+        "{e}"
+    );
 }
