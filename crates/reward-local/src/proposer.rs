@@ -177,7 +177,7 @@ pub fn propose(img: &Image, cfg: &ProposerConfig) -> Vec<BoxPx> {
     }
     all.extend(components(img, &fg, |_, _| true));
     all.retain(|b| b.area >= cfg.min_pixels);
-    all.sort_by(|a, b| b.area.cmp(&a.area));
+    all.sort_by_key(|b| std::cmp::Reverse(b.area));
     let mut kept: Vec<BoxPx> = Vec::new();
     for b in all {
         if kept.iter().all(|k| k.iou(&b) <= cfg.dedupe_iou) {

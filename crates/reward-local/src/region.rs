@@ -102,7 +102,7 @@ pub fn score_names_with(
         let mut fitting: Vec<usize> = (0..names.len())
             .filter(|&i| out[i].0 > 0.0 && read_name(&names[i]).is_some_and(|m| p.fits(&m)))
             .collect();
-        fitting.sort_by(|&a, &b| boxes[b].area.cmp(&boxes[a].area));
+        fitting.sort_by_key(|&i| std::cmp::Reverse(boxes[i].area));
         let mut counted: Vec<usize> = Vec::new();
         for i in fitting {
             let (cx, cy) = (

@@ -393,7 +393,7 @@ fn yes_no_reads_the_answer_position_whatever_the_padding() {
         img(0.7),
     );
     let both = yes_no(&model, &c, &tok, &[short.clone(), long.clone()], &device).unwrap();
-    let alone = yes_no(&model, &c, &tok, &[short.clone()], &device).unwrap();
+    let alone = yes_no(&model, &c, &tok, std::slice::from_ref(&short), &device).unwrap();
     // The short question, padded in the batch, gets the same probabilities as alone.
     assert!((both[0].0 - alone[0].0).abs() < 1e-5 && (both[0].1 - alone[0].1).abs() < 1e-5);
     // And they are the softmax at <ans>, computed here by hand.
