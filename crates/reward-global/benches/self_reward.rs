@@ -2,7 +2,9 @@
 //! questions (greedy names), the global question, the reward map and its token weights. One
 //! image at a time, and a batch of 32 (per image), on the default CPU backend.
 //!
-//! `cargo bench -p reward-global --bench self_reward`
+//! `cargo bench -p reward-global --bench self_reward` (on the project's 2-core CPU, flex backend:
+//! one image 100 ms, criterion's interval [98.6, 101.8] ms, about 10 images a second; a batch of
+//! 32 takes 4.28 s, 7.5 images a second: greedy naming re-reads every padded row at each word)
 
 use std::hint::black_box;
 
