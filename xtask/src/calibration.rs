@@ -36,6 +36,8 @@ pub struct CalibrationArgs {
     /// Score true renders and one-constraint violations of the prompts instead of the model's
     /// own images: the judgment on clean images, apart from the generator's blobs.
     pub renders: bool,
+    /// How g is read off the model (the default of the reward: combined).
+    pub global: reward_global::GlobalMode,
     pub out_json: std::path::PathBuf,
     pub out_png: std::path::PathBuf,
 }
@@ -53,7 +55,11 @@ struct CategoryRow {
 
 #[derive(Debug, Serialize)]
 struct Calibration {
+    /// AUC of g as `global_mode` reads it.
     auc_global: f64,
+    global_mode: reward_global::GlobalMode,
+    /// AUC of the prompt-match answer alone, for comparison.
+    auc_global_question: f64,
     region_sign_agreement: f64,
     proposal_recall_iou70: f64,
     images: usize,
@@ -247,15 +253,14 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
     let proposals: Vec<Vec<BoxPx>> = images.iter().map(|i| propose(i, &pcfg)).collect();
     let pb = bar(images.len(), "self-rewards");
     let mut g = Vec::with_capacity(images.len());
+    let mut g_question = Vec::with_capacity(images.len());
     let mut regions = Vec::with_capacity(images.len());
     for start in (0..images.len()).step_by(32) {
         let end = (start + 32).min(images.len());
         let items: Vec<(&Image, &str)> = (start..end)
             .map(|k| (&images[k], prompts[k].text.as_str()))
             .collect();
-        g.extend(reward_global::global_scores(
-            &model, &cfg, &tok, &items, &device,
-        )?);
+        let q = reward_global::global_scores(&model, &cfg, &tok, &items, &device)?;
         let ritems: Vec<(&Image, &str, &[BoxPx])> = (start..end)
             .map(|k| {
                 (
@@ -265,7 +270,12 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                 )
             })
             .collect();
-        regions.extend(score_regions(&model, &cfg, &tok, &ritems, &device)?);
+        let found = score_regions(&model, &cfg, &tok, &ritems, &device)?;
+        for (qk, f) in q.into_iter().zip(found) {
+            g.push(reward_global::combine(a.global, qk, f.coverage));
+            g_question.push(qk);
+            regions.push(f.regions);
+        }
         pb.set_position(end as u64);
     }
     pb.finish_and_clear();
@@ -360,8 +370,16 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             }
         })
         .collect();
+    let (q_pos, q_neg): (Vec<(f64, bool)>, Vec<(f64, bool)>) = g_question
+        .iter()
+        .zip(&verdicts)
+        .map(|(q, v)| (f64::from(*q), v.score >= 0.999))
+        .partition(|(_, c)| *c);
+    let strip = |v: Vec<(f64, bool)>| v.into_iter().map(|(x, _)| x).collect::<Vec<_>>();
     let report = Calibration {
         auc_global: auc(&all_pos, &all_neg).unwrap_or(f64::NAN),
+        global_mode: a.global,
+        auc_global_question: auc(&strip(q_pos), &strip(q_neg)).unwrap_or(f64::NAN),
         region_sign_agreement: agree as f64 / matched.max(1) as f64,
         proposal_recall_iou70: found as f64 / total.max(1) as f64,
         images: images.len(),
@@ -374,10 +392,15 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         checkpoint: a.checkpoint.display().to_string(),
         samples_per_prompt: a.samples,
         command: format!(
-            "cargo xtask reward-calibration --checkpoint {} --samples {}{} --out {} --plot {}",
+            "cargo xtask reward-calibration --checkpoint {} --samples {}{}{} --out {} --plot {}",
             a.checkpoint.display(),
             a.samples,
             if a.renders { " --renders" } else { "" },
+            if a.global == reward_global::GlobalMode::Question {
+                " --question-only"
+            } else {
+                ""
+            },
             a.out_json.display(),
             a.out_png.display()
         ),
@@ -401,6 +424,10 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         report.auc_global,
         &a.out_png,
     )?;
+    println!(
+        "AUC of the prompt-match answer alone {:.3}",
+        report.auc_global_question
+    );
     println!(
         "AUC of g {:.3} ({} correct of {} images); region sign agreement {:.3} ({} matched regions); proposal recall@0.7 {:.3} ({} objects); {:.0} s",
         report.auc_global,

@@ -113,6 +113,10 @@ enum Cmd {
         /// (the judgment on clean images; use with other --out and --plot paths).
         #[arg(long)]
         renders: bool,
+        /// Read g from the prompt-match answer alone (default: averaged with the phrase
+        /// coverage of the model's region names, as the reward does).
+        #[arg(long)]
+        question_only: bool,
         /// Output JSON.
         #[arg(long, default_value = "results/reward-calibration.json")]
         out: PathBuf,
@@ -223,6 +227,7 @@ fn run(cli: Cli) -> Result<()> {
             split,
             samples,
             renders,
+            question_only,
             out,
             plot,
         } => calibration::run(&calibration::CalibrationArgs {
@@ -230,6 +235,11 @@ fn run(cli: Cli) -> Result<()> {
             split,
             samples,
             renders,
+            global: if question_only {
+                reward_global::GlobalMode::Question
+            } else {
+                reward_global::GlobalMode::Combined
+            },
             out_json: out,
             out_png: plot,
         })?,

@@ -56,13 +56,25 @@ fn bench(c: &mut Criterion) {
                 &items[..1],
                 &pc,
                 &mc,
+                reward_global::GlobalMode::Combined,
                 &dev,
             ))
         })
     });
     group.throughput(Throughput::Elements(32));
     group.bench_function("batch_of_32", |b| {
-        b.iter(|| black_box(self_rewards(&model, &cfg, &tok, &items, &pc, &mc, &dev)))
+        b.iter(|| {
+            black_box(self_rewards(
+                &model,
+                &cfg,
+                &tok,
+                &items,
+                &pc,
+                &mc,
+                reward_global::GlobalMode::Combined,
+                &dev,
+            ))
+        })
     });
     group.finish();
 }

@@ -126,6 +126,51 @@ pub fn score_names_with(
     out
 }
 
+/// How much of what the prompt states the model finds among the regions, in [-1, 1]: a phrase
+/// is found when at least one region's name fits it and, if the phrase states a count, exactly
+/// that many distinct objects fit (a region whose centre lies inside a larger fitting region is
+/// the same object). `2 x (share of phrases found) - 1`; `None` when the prompt states no
+/// phrase ("a traffic light").
+pub fn phrase_coverage(phrases: &[Phrase], boxes: &[BoxPx], names: &[String]) -> Option<f32> {
+    if phrases.is_empty() {
+        return None;
+    }
+    let named: Vec<Option<Phrase>> = names.iter().map(|n| read_name(n)).collect();
+    let found = phrases
+        .iter()
+        .filter(|p| {
+            let mut fitting: Vec<usize> = (0..boxes.len())
+                .filter(|&i| named[i].is_some_and(|m| p.fits(&m)))
+                .collect();
+            fitting.sort_by_key(|&i| std::cmp::Reverse(boxes[i].area));
+            let mut distinct: Vec<usize> = Vec::new();
+            for i in fitting {
+                let (cx, cy) = (
+                    (boxes[i].x0 + boxes[i].x1) / 2.0,
+                    (boxes[i].y0 + boxes[i].y1) / 2.0,
+                );
+                let same = distinct.iter().any(|&k| {
+                    let b = &boxes[k];
+                    cx >= b.x0 && cx < b.x1 && cy >= b.y0 && cy < b.y1
+                });
+                if !same {
+                    distinct.push(i);
+                }
+            }
+            !distinct.is_empty() && p.count.is_none_or(|n| distinct.len() == usize::from(n))
+        })
+        .count();
+    Some(2.0 * found as f32 / phrases.len() as f32 - 1.0)
+}
+
+/// The regions of one image with their scores, and the phrase coverage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageRegions {
+    pub regions: Vec<RegionScore>,
+    /// [`phrase_coverage`].
+    pub coverage: Option<f32>,
+}
+
 /// The literal phrases of each prompt, with colours given by reference resolved by the model
 /// (one batch of knowledge questions about a blank canvas).
 pub fn resolve_colours<'a>(
@@ -191,7 +236,7 @@ pub fn score_regions(
     tok: &dyn Tokenizer,
     items: &[(&Image, &str, &[BoxPx])],
     device: &Device,
-) -> Result<Vec<Vec<RegionScore>>> {
+) -> Result<Vec<ImageRegions>> {
     for (img, prompt, _) in items {
         check_input(cfg, tok, img, prompt)?;
     }
@@ -212,7 +257,7 @@ pub fn score_regions(
         .map(|((_, _, boxes), phrases)| {
             let mine = &names[k..k + boxes.len()];
             k += boxes.len();
-            score_names_with(phrases, boxes, mine)
+            let regions = score_names_with(phrases, boxes, mine)
                 .into_iter()
                 .zip(boxes.iter().zip(mine))
                 .map(|((score, why), (b, name))| RegionScore {
@@ -222,7 +267,11 @@ pub fn score_regions(
                     score,
                     why,
                 })
-                .collect()
+                .collect();
+            ImageRegions {
+                regions,
+                coverage: phrase_coverage(phrases, boxes, mine),
+            }
         })
         .collect())
 }

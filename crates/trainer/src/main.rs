@@ -146,6 +146,10 @@ enum Command {
         /// Leave the region scores out of the map (ablation).
         #[arg(long)]
         no_local: bool,
+        /// Global score from the prompt-match answer alone (default: averaged with the phrase
+        /// coverage of the model's region names).
+        #[arg(long)]
+        question_only: bool,
         /// Regions proposed per image.
         #[arg(long, default_value_t = 10)]
         top_k: usize,
@@ -320,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
             map,
             no_global,
             no_local,
+            question_only,
             top_k,
             out,
             device: kind,
@@ -371,6 +376,11 @@ fn run(cli: Cli) -> Result<()> {
                 &items,
                 &proposer,
                 &map_cfg,
+                if question_only {
+                    reward_global::GlobalMode::Question
+                } else {
+                    reward_global::GlobalMode::Combined
+                },
                 &out,
                 &dev,
                 &|n| pb.set_position(n as u64),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use compworld::Image;
-use reward_global::{SelfReward, self_rewards};
+use reward_global::{GlobalMode, SelfReward, self_rewards};
 use reward_local::{MapConfig, ProposerConfig};
 use serde::Serialize;
 use umm_model::{Tokenizer, Umm, UmmConfig};
@@ -81,6 +81,9 @@ struct Record<'a> {
     image: &'a str,
     prompt: &'a str,
     global_score: f32,
+    /// The prompt-match half of the global score, and the phrase coverage half.
+    global_question: f32,
+    coverage: Option<f32>,
     kept: bool,
     regions: &'a [reward_local::RegionScore],
     map: MapStats,
@@ -161,6 +164,7 @@ pub fn run(
     items: &[Item],
     proposer: &ProposerConfig,
     map: &MapConfig,
+    mode: GlobalMode,
     out: &Path,
     device: &Device,
     progress: &dyn Fn(usize),
@@ -187,7 +191,7 @@ pub fn run(
             .iter()
             .map(|it| (it.image.as_ref().expect("readable"), it.prompt.as_str()))
             .collect();
-        let rewards = self_rewards(model, cfg, tok, &pairs, proposer, map, device);
+        let rewards = self_rewards(model, cfg, tok, &pairs, proposer, map, mode, device);
         for (it, r) in readable.iter().zip(rewards) {
             let r = match r {
                 Ok(r) => r,
@@ -207,6 +211,8 @@ pub fn run(
                 image: &it.name,
                 prompt: &it.prompt,
                 global_score: r.global,
+                global_question: r.global_question,
+                coverage: r.coverage,
                 kept: r.kept,
                 regions: &r.regions,
                 map: MapStats {

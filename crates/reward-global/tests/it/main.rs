@@ -12,6 +12,10 @@ fn the_score_is_the_renormalised_yes_no_margin() {
     assert_eq!(score_from(0.3, 0.3), 0.0);
     assert_eq!(score_from(0.0, 0.0), 0.0);
     assert!(!keep(0.0) && keep(-0.01) && keep(1.0));
+    use reward_global::{GlobalMode, combine};
+    assert!((combine(GlobalMode::Combined, 0.2, Some(1.0)) - 0.6).abs() < 1e-6);
+    assert_eq!(combine(GlobalMode::Question, 0.2, Some(1.0)), 0.2);
+    assert_eq!(combine(GlobalMode::Combined, 0.2, None), 0.2);
 }
 
 fn shipped() -> (umm_model::Umm, umm_model::UmmConfig) {
@@ -84,6 +88,7 @@ fn a_batch_scores_the_good_items_and_reports_the_bad_ones() {
         &items,
         &reward_local::ProposerConfig::default(),
         &reward_local::MapConfig::default(),
+        reward_global::GlobalMode::Combined,
         &dev,
     );
     assert_eq!(out.len(), 4);

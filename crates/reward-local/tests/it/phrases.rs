@@ -119,3 +119,40 @@ fn colours_given_by_reference_are_found_and_resolved_by_the_model() {
     assert_eq!(phrases[1][0].colour.map(|c| c.word()), Some("red"));
     assert_eq!(phrases[2][0].colour.map(|c| c.word()), Some("green"));
 }
+
+#[test]
+fn phrase_coverage_counts_the_stated_objects_found() {
+    use reward_local::phrases::literal_phrases;
+    use reward_local::region::phrase_coverage;
+    let phrases = literal_phrases("two red circles and a blue square");
+    // Both phrases found: 2 x 1 - 1 = 1.
+    let n = names(&["red circle", "red circle", "blue square"]);
+    assert_eq!(phrase_coverage(&phrases, &boxes(3), &n), Some(1.0));
+    // One red circle only: the counted phrase is not found; 2 x 1/2 - 1 = 0.
+    let n = names(&["red circle", "green cross", "blue square"]);
+    assert_eq!(phrase_coverage(&phrases, &boxes(3), &n), Some(0.0));
+    // A nested box is the same circle, not the second one.
+    let mut b = boxes(2);
+    b.push(BoxPx {
+        x0: 1.0,
+        y0: 1.0,
+        x1: 4.0,
+        y1: 4.0,
+        area: 5,
+    });
+    let n = names(&["red circle", "blue square", "red circle"]);
+    assert_eq!(phrase_coverage(&phrases, &b, &n), Some(0.0));
+    // Nothing found: -1; nothing stated: no coverage.
+    assert_eq!(
+        phrase_coverage(&phrases, &boxes(1), &names(&["yellow cross"])),
+        Some(-1.0)
+    );
+    assert_eq!(
+        phrase_coverage(
+            &literal_phrases("a traffic light"),
+            &boxes(1),
+            &names(&["red circle"])
+        ),
+        None
+    );
+}

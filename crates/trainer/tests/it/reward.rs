@@ -42,6 +42,7 @@ fn a_folder_run_scores_good_items_and_lists_the_bad_ones() {
         &items,
         &ProposerConfig::default(),
         &MapConfig::default(),
+        reward_global::GlobalMode::Combined,
         &out,
         &dev,
         &|_| (),
