@@ -3,8 +3,8 @@
 //!
 //! Input folder: PNGs at the model's resolution and a `prompts.tsv` of `file<TAB>prompt`
 //! lines (`#` comments and blank lines skipped). Output folder: `rewards.jsonl`, one record per
-//! image (`image`, `prompt`, `global_score`, `kept`, `regions` with `bbox`, `phrase`, `score`,
-//! `why`, and `map` statistics), and `overlays/<image>.png`: the image beside its reward map
+//! image (`image`, `prompt`, `global_score` with its two halves `global_question` and
+//! `coverage`, `kept`, `regions` with `bbox`, `phrase`, `score`, `why`, and `map` statistics), and `overlays/<image>.png`: the image beside its reward map
 //! drawn over it (blue below 0, through dark at 0.5, to yellow at 1) with the boxes outlined
 //! (green +1, grey 0, red -1). Items with bad input are skipped and listed, never fatal.
 
