@@ -370,16 +370,18 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             }
         })
         .collect();
-    let (q_pos, q_neg): (Vec<(f64, bool)>, Vec<(f64, bool)>) = g_question
-        .iter()
-        .zip(&verdicts)
-        .map(|(q, v)| (f64::from(*q), v.score >= 0.999))
-        .partition(|(_, c)| *c);
-    let strip = |v: Vec<(f64, bool)>| v.into_iter().map(|(x, _)| x).collect::<Vec<_>>();
+    let pick = |correct: bool| -> Vec<f64> {
+        g_question
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| (v.score >= 0.999) == correct)
+            .map(|(q, _)| f64::from(*q))
+            .collect()
+    };
     let report = Calibration {
         auc_global: auc(&all_pos, &all_neg).unwrap_or(f64::NAN),
         global_mode: a.global,
-        auc_global_question: auc(&strip(q_pos), &strip(q_neg)).unwrap_or(f64::NAN),
+        auc_global_question: auc(&pick(true), &pick(false)).unwrap_or(f64::NAN),
         region_sign_agreement: agree as f64 / matched.max(1) as f64,
         proposal_recall_iou70: found as f64 / total.max(1) as f64,
         images: images.len(),

@@ -12,7 +12,6 @@ use burn::prelude::*;
 use compworld::{Prompt, Rng, render, sample_scene};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reward_global::self_rewards;
-use reward_local::{MapConfig, ProposerConfig};
 use umm_model::{WordTokenizer, checkpoint};
 
 fn bench(c: &mut Criterion) {
@@ -43,38 +42,16 @@ fn bench(c: &mut Criterion) {
         .enumerate()
         .map(|(i, img)| (img, prompts[i % prompts.len()]))
         .collect();
-    let (pc, mc) = (ProposerConfig::default(), MapConfig::default());
+    let rc = reward_global::RewardConfig::default();
     let mut group = c.benchmark_group("self_reward");
     group.sample_size(10);
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_image", |b| {
-        b.iter(|| {
-            black_box(self_rewards(
-                &model,
-                &cfg,
-                &tok,
-                &items[..1],
-                &pc,
-                &mc,
-                reward_global::GlobalMode::Combined,
-                &dev,
-            ))
-        })
+        b.iter(|| black_box(self_rewards(&model, &cfg, &tok, &items[..1], &rc, &dev)))
     });
     group.throughput(Throughput::Elements(32));
     group.bench_function("batch_of_32", |b| {
-        b.iter(|| {
-            black_box(self_rewards(
-                &model,
-                &cfg,
-                &tok,
-                &items,
-                &pc,
-                &mc,
-                reward_global::GlobalMode::Combined,
-                &dev,
-            ))
-        })
+        b.iter(|| black_box(self_rewards(&model, &cfg, &tok, &items, &rc, &dev)))
     });
     group.finish();
 }

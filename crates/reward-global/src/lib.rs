@@ -85,6 +85,24 @@ pub fn combine(mode: GlobalMode, question: f32, coverage: Option<f32>) -> f32 {
     }
 }
 
+/// Everything that decides a self-reward besides the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardConfig {
+    pub proposer: reward_local::ProposerConfig,
+    pub map: reward_local::MapConfig,
+    pub global: GlobalMode,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            proposer: reward_local::ProposerConfig::default(),
+            map: reward_local::MapConfig::default(),
+            global: GlobalMode::Combined,
+        }
+    }
+}
+
 /// The whole self-reward of one image: what the model said and the map made of it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SelfReward {
@@ -113,11 +131,10 @@ pub fn self_rewards(
     cfg: &UmmConfig,
     tok: &dyn Tokenizer,
     items: &[(&Image, &str)],
-    proposer: &reward_local::ProposerConfig,
-    map: &reward_local::MapConfig,
-    mode: GlobalMode,
+    rc: &RewardConfig,
     device: &Device,
 ) -> Vec<Result<SelfReward>> {
+    let (proposer, map, mode) = (&rc.proposer, &rc.map, rc.global);
     let checked: Vec<Result<()>> = items
         .iter()
         .map(|(img, p)| check_input(cfg, tok, img, p))

@@ -357,34 +357,29 @@ fn run(cli: Cli) -> Result<()> {
                         .collect()
                 }
             };
-            let map_cfg = reward_local::MapConfig {
-                mode: map,
-                use_global: !no_global,
-                use_local: !no_local,
-                ..Default::default()
-            };
-            let proposer = reward_local::ProposerConfig {
-                top_k,
-                ..Default::default()
-            };
-            let pb = indicatif::ProgressBar::new(items.len() as u64);
-            let t0 = Instant::now();
-            let run = trainer::reward_cmd::run(
-                &model,
-                &cfg,
-                &tok,
-                &items,
-                &proposer,
-                &map_cfg,
-                if question_only {
+            let rc = reward_global::RewardConfig {
+                proposer: reward_local::ProposerConfig {
+                    top_k,
+                    ..Default::default()
+                },
+                map: reward_local::MapConfig {
+                    mode: map,
+                    use_global: !no_global,
+                    use_local: !no_local,
+                    ..Default::default()
+                },
+                global: if question_only {
                     reward_global::GlobalMode::Question
                 } else {
                     reward_global::GlobalMode::Combined
                 },
-                &out,
-                &dev,
-                &|n| pb.set_position(n as u64),
-            )?;
+            };
+            let pb = indicatif::ProgressBar::new(items.len() as u64);
+            let t0 = Instant::now();
+            let run =
+                trainer::reward_cmd::run(&model, &cfg, &tok, &items, &rc, &out, &dev, &|n| {
+                    pb.set_position(n as u64)
+                })?;
             pb.finish_and_clear();
             for (name, why) in &run.skipped {
                 eprintln!("skipped {name}: {why}");

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use compworld::Image;
-use reward_global::{GlobalMode, SelfReward, self_rewards};
-use reward_local::{MapConfig, ProposerConfig};
+use reward_global::{RewardConfig, SelfReward, self_rewards};
 use serde::Serialize;
 use umm_model::{Tokenizer, Umm, UmmConfig};
 
@@ -162,14 +161,12 @@ pub fn run(
     cfg: &UmmConfig,
     tok: &dyn Tokenizer,
     items: &[Item],
-    proposer: &ProposerConfig,
-    map: &MapConfig,
-    mode: GlobalMode,
+    rc: &RewardConfig,
     out: &Path,
     device: &Device,
     progress: &dyn Fn(usize),
 ) -> Result<RewardRun> {
-    map.validate().map_err(Error::Config)?;
+    rc.map.validate().map_err(Error::Config)?;
     let overlays: PathBuf = out.join("overlays");
     std::fs::create_dir_all(&overlays)
         .map_err(|e| Error::Io(format!("creating {}: {e}", overlays.display())))?;
@@ -191,7 +188,7 @@ pub fn run(
             .iter()
             .map(|it| (it.image.as_ref().expect("readable"), it.prompt.as_str()))
             .collect();
-        let rewards = self_rewards(model, cfg, tok, &pairs, proposer, map, mode, device);
+        let rewards = self_rewards(model, cfg, tok, &pairs, rc, device);
         for (it, r) in readable.iter().zip(rewards) {
             let r = match r {
                 Ok(r) => r,
@@ -216,7 +213,7 @@ pub fn run(
                 kept: r.kept,
                 regions: &r.regions,
                 map: MapStats {
-                    mode: map.mode,
+                    mode: rc.map.mode,
                     mean: r.map.iter().sum::<f32>() / r.map.len().max(1) as f32,
                     min: lo,
                     max: hi,

@@ -86,9 +86,7 @@ fn a_batch_scores_the_good_items_and_reports_the_bad_ones() {
         &cfg,
         &tok,
         &items,
-        &reward_local::ProposerConfig::default(),
-        &reward_local::MapConfig::default(),
-        reward_global::GlobalMode::Combined,
+        &reward_global::RewardConfig::default(),
         &dev,
     );
     assert_eq!(out.len(), 4);

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use compworld::{Image, Prompt, Rng, render, sample_scene};
-use reward_local::{MapConfig, ProposerConfig};
 use trainer::reward_cmd::{read_folder, run};
 use umm_model::{WordTokenizer, checkpoint};
 
@@ -40,9 +39,7 @@ fn a_folder_run_scores_good_items_and_lists_the_bad_ones() {
         &meta.config,
         &WordTokenizer::compworld(),
         &items,
-        &ProposerConfig::default(),
-        &MapConfig::default(),
-        reward_global::GlobalMode::Combined,
+        &reward_global::RewardConfig::default(),
         &out,
         &dev,
         &|_| (),
