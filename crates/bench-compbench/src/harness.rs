@@ -128,14 +128,19 @@ pub fn as_stored(mut img: Image) -> Image {
     img
 }
 
-/// Runs the CompBench-style benchmark: every image of the plan generated and scored by the
-/// oracle (the category rule of each prompt). Returns the report and the images (in the
-/// report's order).
-pub fn run(
+/// What a scorer is given for each image: its request, the image and the prompt.
+pub type Scorer<'s> = dyn Fn(&Request<'_>, &Image, &Prompt) -> Result<ImageScore> + Sync + 's;
+
+/// The benchmark loop shared by every benchmark: generate every image of the plan, score each
+/// (in parallel) with `score`, and gather the report named `benchmark`. Returns the report and
+/// the images (in the report's order).
+pub fn run_with(
+    benchmark: &str,
     generator: &mut dyn Generator,
     plan: &Plan,
     cfg: BenchConfig,
     progress: &mut dyn FnMut(usize),
+    score: &Scorer<'_>,
 ) -> Result<(Report, Vec<Image>)> {
     let t0 = Instant::now();
     let requests = plan.requests(cfg);
@@ -149,26 +154,10 @@ pub fn run(
         .par_iter()
         .zip(images.par_iter())
         .zip(prompts.par_iter())
-        .map(|((r, img), p)| {
-            let v = scene_oracle::score(img, p);
-            Ok(ImageScore {
-                category: r.category.to_string(),
-                prompt_index: r.prompt_index,
-                prompt: r.prompt.to_string(),
-                sample: r.sample,
-                seed: r.seed,
-                file: compbench_file_name(r.prompt, r.counter())?,
-                score: f64::from(v.score),
-                breakdown: v
-                    .constraints
-                    .iter()
-                    .map(|c| (c.description.clone(), f64::from(c.score)))
-                    .collect(),
-            })
-        })
+        .map(|((r, img), p)| score(r, img, p))
         .collect::<Result<_>>()?;
     let report = Report {
-        benchmark: "compbench".into(),
+        benchmark: benchmark.into(),
         generator: generator.describe(),
         samples_per_prompt: cfg.samples,
         seeds: (0..cfg.samples as u64)
@@ -181,6 +170,34 @@ pub fn run(
         command: None,
     };
     Ok((report, images))
+}
+
+/// Runs the CompBench-style benchmark: every image of the plan generated and scored by the
+/// oracle (the category rule of each prompt). Returns the report and the images (in the
+/// report's order).
+pub fn run(
+    generator: &mut dyn Generator,
+    plan: &Plan,
+    cfg: BenchConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(Report, Vec<Image>)> {
+    run_with("compbench", generator, plan, cfg, progress, &|r, img, p| {
+        let v = scene_oracle::score(img, p);
+        Ok(ImageScore {
+            category: r.category.to_string(),
+            prompt_index: r.prompt_index,
+            prompt: r.prompt.to_string(),
+            sample: r.sample,
+            seed: r.seed,
+            file: compbench_file_name(r.prompt, r.counter())?,
+            score: f64::from(v.score),
+            breakdown: v
+                .constraints
+                .iter()
+                .map(|c| (c.description.clone(), f64::from(c.score)))
+                .collect(),
+        })
+    })
 }
 
 /// A report from the official scripts' result files under `dir` (one folder per category, as

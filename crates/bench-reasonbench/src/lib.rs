@@ -21,13 +21,10 @@
 
 pub mod official;
 
-use std::time::Instant;
-
-use bench_compbench::harness::generate_all;
+use bench_compbench::harness::run_with;
 use bench_compbench::{BenchConfig, Generator, ImageScore, Plan, Report, Result};
 use compworld::prompt::{Constraint, Meaning};
 use compworld::{Category, Image, Prompt};
-use rayon::prelude::*;
 use serde::Serialize;
 
 /// The four dimensions, in report order.
@@ -102,9 +99,6 @@ pub fn run(
     cfg: BenchConfig,
     progress: &mut dyn FnMut(usize),
 ) -> Result<(Report, Vec<Image>)> {
-    let t0 = Instant::now();
-    let requests = plan.requests(cfg);
-    let (images, skipped) = generate_all(generator, &requests, progress)?;
     // Official folder and the id of each category's first prompt in it.
     let mut first_id = std::collections::HashMap::new();
     let mut next: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -117,16 +111,13 @@ pub fn run(
         first_id.insert(c.as_str(), (folder, *n));
         *n += ps.len();
     }
-    let prompts: Vec<&Prompt> = plan
-        .categories
-        .iter()
-        .flat_map(|(_, ps)| ps.iter().flat_map(|p| std::iter::repeat_n(p, cfg.samples)))
-        .collect();
-    let rows: Vec<ImageScore> = requests
-        .par_iter()
-        .zip(images.par_iter())
-        .zip(prompts.par_iter())
-        .map(|((r, img), p)| {
+    run_with(
+        "reasonbench",
+        generator,
+        plan,
+        cfg,
+        progress,
+        &|r, img, p| {
             let qs = questions(&p.meaning);
             let a = answer(img, p);
             let accuracy = if a.is_empty() {
@@ -134,35 +125,17 @@ pub fn run(
             } else {
                 a.iter().sum::<f64>() / a.len() as f64
             };
-            ImageScore {
+            let (folder, id) = first_id[r.category];
+            Ok(ImageScore {
                 category: r.category.to_string(),
                 prompt_index: r.prompt_index,
                 prompt: r.prompt.to_string(),
                 sample: r.sample,
                 seed: r.seed,
-                file: {
-                    let (folder, id) = first_id[r.category];
-                    format!("{folder}/{}", official::image_name(id + r.prompt_index))
-                },
+                file: format!("{folder}/{}", official::image_name(id + r.prompt_index)),
                 score: accuracy,
                 breakdown: qs.into_iter().map(|q| q.question).zip(a).collect(),
-            }
-        })
-        .collect();
-    Ok((
-        Report {
-            benchmark: "reasonbench".into(),
-            generator: generator.describe(),
-            samples_per_prompt: cfg.samples,
-            seeds: (0..cfg.samples as u64)
-                .map(|k| cfg.first_seed + k)
-                .collect(),
-            categories: plan.categories.iter().map(|(c, _)| c.clone()).collect(),
-            images: rows,
-            skipped,
-            wall_s: t0.elapsed().as_secs_f64(),
-            command: None,
+            })
         },
-        images,
-    ))
+    )
 }

@@ -69,6 +69,26 @@ pub fn read_name(name: &str) -> Option<Phrase> {
     literal_phrases(name).into_iter().next()
 }
 
+/// Groups regions into objects, largest region first: a region whose centre lies inside the
+/// box of an object's first (largest) region is that object seen at another scale.
+fn objects(regions: impl Iterator<Item = usize>, boxes: &[BoxPx]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = regions.collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(boxes[i].area));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        let (cx, cy) = (
+            (boxes[i].x0 + boxes[i].x1) / 2.0,
+            (boxes[i].y0 + boxes[i].y1) / 2.0,
+        );
+        let inside = |b: &BoxPx| cx >= b.x0 && cx < b.x1 && cy >= b.y0 && cy < b.y1;
+        match out.iter_mut().find(|o| inside(&boxes[o[0]])) {
+            Some(o) => o.push(i),
+            None => out.push(vec![i]),
+        }
+    }
+    out
+}
+
 /// Scores named regions against a prompt's literal phrases by the table of the module docs.
 /// `names[i]` is the model's name for `boxes[i]`.
 pub fn score_names(prompt: &str, boxes: &[BoxPx], names: &[String]) -> Vec<(f32, &'static str)> {
@@ -96,30 +116,15 @@ pub fn score_names_with(
             }
         })
         .collect();
-    // One too many: per counted phrase, the fitting objects beyond its count.
+    // One too many: per counted phrase, the fitting objects beyond its count (every region
+    // of such an object).
     for p in phrases.iter().filter(|p| p.count.is_some()) {
         let n = usize::from(p.count.unwrap_or(0));
-        let mut fitting: Vec<usize> = (0..names.len())
-            .filter(|&i| out[i].0 > 0.0 && read_name(&names[i]).is_some_and(|m| p.fits(&m)))
-            .collect();
-        fitting.sort_by_key(|&i| std::cmp::Reverse(boxes[i].area));
-        let mut counted: Vec<usize> = Vec::new();
-        for i in fitting {
-            let (cx, cy) = (
-                (boxes[i].x0 + boxes[i].x1) / 2.0,
-                (boxes[i].y0 + boxes[i].y1) / 2.0,
-            );
-            let same = counted.iter().any(|&k| {
-                let b = &boxes[k];
-                cx >= b.x0 && cx < b.x1 && cy >= b.y0 && cy < b.y1
-            });
-            if same {
-                continue;
-            }
-            if counted.len() >= n {
+        let fitting = (0..names.len())
+            .filter(|&i| out[i].0 > 0.0 && read_name(&names[i]).is_some_and(|m| p.fits(&m)));
+        for object in objects(fitting, boxes).iter().skip(n) {
+            for &i in object {
                 out[i] = (-1.0, "one too many");
-            } else {
-                counted.push(i);
             }
         }
     }
@@ -139,25 +144,9 @@ pub fn phrase_coverage(phrases: &[Phrase], boxes: &[BoxPx], names: &[String]) ->
     let found = phrases
         .iter()
         .filter(|p| {
-            let mut fitting: Vec<usize> = (0..boxes.len())
-                .filter(|&i| named[i].is_some_and(|m| p.fits(&m)))
-                .collect();
-            fitting.sort_by_key(|&i| std::cmp::Reverse(boxes[i].area));
-            let mut distinct: Vec<usize> = Vec::new();
-            for i in fitting {
-                let (cx, cy) = (
-                    (boxes[i].x0 + boxes[i].x1) / 2.0,
-                    (boxes[i].y0 + boxes[i].y1) / 2.0,
-                );
-                let same = distinct.iter().any(|&k| {
-                    let b = &boxes[k];
-                    cx >= b.x0 && cx < b.x1 && cy >= b.y0 && cy < b.y1
-                });
-                if !same {
-                    distinct.push(i);
-                }
-            }
-            !distinct.is_empty() && p.count.is_none_or(|n| distinct.len() == usize::from(n))
+            let fitting = (0..boxes.len()).filter(|&i| named[i].is_some_and(|m| p.fits(&m)));
+            let n = objects(fitting, boxes).len();
+            n > 0 && p.count.is_none_or(|c| n == usize::from(c))
         })
         .count();
     Some(2.0 * found as f32 / phrases.len() as f32 - 1.0)
