@@ -40,6 +40,36 @@ pub enum BenchCmd {
     },
 }
 
+/// The sampler flags every generating command shares.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct SamplerArgs {
+    /// Sampler integration steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    #[arg(long, default_value_t = 2.0)]
+    pub cfg_scale: f32,
+    /// Use Heun's method instead of Euler's.
+    #[arg(long)]
+    pub heun: bool,
+}
+
+impl SamplerArgs {
+    /// The sampler configuration the flags describe.
+    pub fn config(&self) -> SampleConfig {
+        SampleConfig {
+            steps: self.steps,
+            cfg_scale: self.cfg_scale,
+            solver: if self.heun {
+                Solver::Heun
+            } else {
+                Solver::Euler
+            },
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Model weights to generate with (.safetensors with its .meta.toml sidecar).
@@ -63,15 +93,8 @@ pub struct BenchArgs {
     /// Seed of the first image of every prompt; image k uses seed + k.
     #[arg(long, default_value_t = bench_compbench::FIRST_SEED)]
     seed: u64,
-    /// Sampler integration steps.
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 2.0)]
-    cfg_scale: f32,
-    /// Use Heun's method instead of Euler's.
-    #[arg(long)]
-    heun: bool,
+    #[command(flatten)]
+    sampler: SamplerArgs,
     /// Also write the images in an official layout: `--export official <DIR>`
     /// (T2I-CompBench's <category>/samples/{prompt}_{NNNNNN}.png, or T2I-ReasonBench's
     /// <dimension>/NNNN.png).
@@ -112,12 +135,7 @@ fn generator(a: &BenchArgs) -> Result<Box<dyn Generator>> {
                 "checkpoint {} not found",
                 a.checkpoint.display()
             );
-            let sample = SampleConfig {
-                steps: a.steps,
-                cfg_scale: a.cfg_scale,
-                solver: if a.heun { Solver::Heun } else { Solver::Euler },
-                ..Default::default()
-            };
+            let sample = a.sampler.config();
             Box::new(UmmGenerator::load(
                 &a.checkpoint,
                 sample,
@@ -148,8 +166,11 @@ fn command_line(which: &str, a: &BenchArgs, samples: usize) -> String {
     }
     c += &format!(" --samples {samples} --seed {}", a.seed);
     if a.images.is_none() {
-        c += &format!(" --steps {} --cfg-scale {}", a.steps, a.cfg_scale);
-        if a.heun {
+        c += &format!(
+            " --steps {} --cfg-scale {}",
+            a.sampler.steps, a.sampler.cfg_scale
+        );
+        if a.sampler.heun {
             c += " --heun";
         }
     }

@@ -70,15 +70,8 @@ enum Cmd {
         /// Images per prompt.
         #[arg(long, default_value_t = 4)]
         per_prompt: usize,
-        /// Sampler integration steps.
-        #[arg(long, default_value_t = 20)]
-        steps: usize,
-        /// Classifier-free guidance scale.
-        #[arg(long, default_value_t = 2.0)]
-        cfg_scale: f32,
-        /// Use Heun's method instead of Euler's.
-        #[arg(long)]
-        heun: bool,
+        #[command(flatten)]
+        sampler: bench::SamplerArgs,
         /// Where the sheet goes.
         #[arg(long, default_value = "singles.png")]
         sheet: PathBuf,
@@ -197,21 +190,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Singles {
             checkpoint,
             per_prompt,
-            steps,
-            cfg_scale,
-            heun,
+            sampler,
             sheet,
         } => {
-            let sample = umm_model::sampler::SampleConfig {
-                steps,
-                cfg_scale,
-                solver: if heun {
-                    umm_model::sampler::Solver::Heun
-                } else {
-                    umm_model::sampler::Solver::Euler
-                },
-                ..Default::default()
-            };
+            let sample = sampler.config();
             let t0 = std::time::Instant::now();
             let score = base_eval::singles(&checkpoint, per_prompt, sample, &sheet)?;
             println!(
