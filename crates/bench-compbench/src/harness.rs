@@ -121,11 +121,8 @@ pub fn generate_all(
 
 /// The image as an 8-bit PNG stores it. Every image is scored in this form, so scoring a
 /// folder written by `--export` gives exactly the scores of the run that wrote it.
-pub fn as_stored(mut img: Image) -> Image {
-    for v in &mut img.data {
-        *v = (v.clamp(0.0, 1.0) * 255.0).round() / 255.0;
-    }
-    img
+pub fn as_stored(img: Image) -> Image {
+    img.quantized()
 }
 
 /// What a scorer is given for each image: its request, the image and the prompt.

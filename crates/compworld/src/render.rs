@@ -78,6 +78,15 @@ impl Image {
         })
     }
 
+    /// The image as an 8-bit PNG stores it ([`Image::save_png`] then [`Image::load_png`] gives
+    /// back exactly this): every value clamped to [0, 1] and rounded to a multiple of 1/255.
+    pub fn quantized(mut self) -> Self {
+        for v in &mut self.data {
+            *v = (v.clamp(0.0, 1.0) * 255.0).round() / 255.0;
+        }
+        self
+    }
+
     /// Writes an 8-bit RGB PNG.
     pub fn save_png(&self, path: &Path) -> Result<()> {
         let bytes: Vec<u8> = self

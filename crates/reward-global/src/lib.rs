@@ -68,7 +68,7 @@ pub fn global_scores(
 }
 
 /// How the global score is read off the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GlobalMode {
     /// The prompt-match answer alone.

@@ -24,10 +24,10 @@
 //! Ablations: `use_global = false` takes `g = 1` (the map is the local part alone);
 //! `use_local = false` takes `M = 1` everywhere (the map is the global weight alone).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How scores become a map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MapMode {
     Unit,

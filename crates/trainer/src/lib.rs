@@ -16,6 +16,7 @@ pub mod eval;
 pub mod init;
 pub mod pretrain;
 pub mod reward_cmd;
+pub mod srum;
 
 /// Everything that can go wrong in training. Messages are one line and name the culprit.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use compworld::splits::load_split;
 use trainer::device::{DeviceKind, device};
 use trainer::eval::evaluate_understanding;
 use trainer::pretrain::{PretrainConfig, RunOptions, pretrain};
+use trainer::srum::{Method, SrumConfig, SrumOptions};
 use umm_model::WordTokenizer;
 use umm_model::checkpoint;
 use umm_model::sampler::{SampleConfig, Solver, generate};
@@ -57,6 +58,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceKind,
     },
+    /// SRUM post-training of a base checkpoint: generate candidates for the training prompts,
+    /// score them with the model's own understanding, train on the reward-weighted flow loss.
+    Train(PostArgs),
+    /// The SFT baseline: the same self-generated images and prompts, the plain flow loss, no
+    /// rewards (the configuration's `method` is set to `sft`).
+    Sft(PostArgs),
     /// Time training steps of a preset on several backends, alternated round by round;
     /// prints medians.
     BenchStep {
@@ -162,6 +169,113 @@ enum Command {
     },
 }
 
+/// Flags of `srum train` and `srum sft`.
+#[derive(clap::Args, Debug)]
+struct PostArgs {
+    /// Run configuration (TOML, as `--print-config` writes it; every section required).
+    /// Default: the built-in defaults (SRUM on the shipped base-tiny checkpoint).
+    #[arg(long, conflicts_with = "resume")]
+    config: Option<PathBuf>,
+    /// Run folder (must not hold a run yet).
+    #[arg(long, required_unless_present_any = ["resume", "print_config"])]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its config.toml and newest checkpoint.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<PathBuf>,
+    /// Override train.seed.
+    #[arg(long, conflicts_with = "resume")]
+    seed: Option<u64>,
+    /// Override prompts.count (0: the whole split).
+    #[arg(long, conflicts_with = "resume")]
+    prompts: Option<usize>,
+    /// Override train.steps_per_round.
+    #[arg(long, conflicts_with = "resume")]
+    steps: Option<u64>,
+    /// Print the configuration this invocation would run (TOML) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceKind,
+}
+
+fn post_train(a: PostArgs, method: Method) -> Result<()> {
+    let (cfg, dir, resume) = match &a.resume {
+        Some(run) => {
+            let path = run.join("config.toml");
+            if !path.exists() {
+                bail!("{} is not a run folder (no config.toml)", run.display());
+            }
+            (SrumConfig::from_file(&path)?, run.clone(), true)
+        }
+        None => {
+            let mut cfg = match &a.config {
+                Some(p) => SrumConfig::from_file(p)?,
+                None => SrumConfig::default(),
+            };
+            cfg.method = method;
+            if let Some(s) = a.seed {
+                cfg.train.seed = s;
+            }
+            if let Some(n) = a.prompts {
+                cfg.prompts.count = n;
+            }
+            if let Some(n) = a.steps {
+                cfg.train.steps_per_round = n;
+            }
+            cfg.validate()?;
+            (cfg, a.out.clone().unwrap_or_default(), false)
+        }
+    };
+    if a.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    let dev = device(a.device)?;
+    eprintln!(
+        "{} post-training of {} ({} round(s), {} prompts x {} candidate(s), {} steps of {}) on {} into {}",
+        match cfg.method {
+            Method::Srum => "SRUM",
+            Method::Sft => "SFT",
+        },
+        cfg.base.display(),
+        cfg.rounds,
+        cfg.prompts.count,
+        cfg.candidates_per_prompt,
+        cfg.train.steps_per_round,
+        cfg.train.batch,
+        a.device.name(),
+        dir.display()
+    );
+    let t0 = Instant::now();
+    let opts = SrumOptions {
+        resume,
+        progress: true,
+        poison_step: None,
+    };
+    let o = trainer::srum::run(&cfg, &dir, &dev, &opts)?;
+    for s in &o.rounds {
+        eprintln!(
+            "round {}: {} candidates, {} trained on, mean g {}, mean weight {}; generate {:.0} s, \
+             reward {:.0} s, train {:.0} s",
+            s.round,
+            s.candidates,
+            s.trained_on,
+            s.mean_global.map_or("-".into(), |g| format!("{g:.3}")),
+            s.mean_weight.map_or("-".into(), |g| format!("{g:.3}")),
+            s.generate_s,
+            s.reward_s,
+            s.train_s
+        );
+    }
+    eprintln!(
+        "done in {:.0} s; final weights {}",
+        t0.elapsed().as_secs_f64(),
+        dir.join("model.safetensors").display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,7 +287,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_max_level(tracing::Level::INFO)
+        .init();
     match cli.command {
+        Command::Train(a) => post_train(a, Method::Srum),
+        Command::Sft(a) => post_train(a, Method::Sft),
         Command::Pretrain {
             preset,
             config,

@@ -156,7 +156,7 @@ impl PretrainConfig {
 }
 
 /// TOML errors span several lines (a caret under the culprit); keep the message to one.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| "^ ".contains(c)))

@@ -30,7 +30,7 @@
 //! A row without `<ans>` (a generation prompt) is plain causal text, and the understanding
 //! image, if any, sees no text.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d,
@@ -327,6 +327,32 @@ impl Umm {
             }
         });
         UmmOutput { logits, velocity }
+    }
+
+    /// Ids of the generation side's parameters: the generation expert of every layer, the
+    /// patch and time embeddings, the generation positions, the final generation norm and the
+    /// velocity head. Post-training with scope `gen-expert` updates these alone. In the dense
+    /// design there is no separate expert: only the embeddings, norm and head are listed.
+    pub fn generation_param_ids(&self) -> Vec<ParamId> {
+        struct Ids(Vec<ParamId>);
+        impl ModuleVisitor for Ids {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0.push(param.id);
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        for b in &self.blocks {
+            if let Some(g) = &b.gen_expert {
+                g.visit(&mut ids);
+            }
+        }
+        self.gen_in.visit(&mut ids);
+        self.gen_pos.visit(&mut ids);
+        self.time1.visit(&mut ids);
+        self.time2.visit(&mut ids);
+        self.gen_norm.visit(&mut ids);
+        self.velocity_head.visit(&mut ids);
+        ids.0
     }
 }
 

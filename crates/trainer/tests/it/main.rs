@@ -6,3 +6,4 @@ mod config;
 mod pretrain;
 mod reward;
 mod shipped;
+mod srum;

@@ -1,0 +1,1503 @@
+//! SRUM post-training (DESIGN.md section 1) and its SFT baseline.
+//!
+//! One round:
+//!
+//! 1. **Candidates.** The model at the start of the round generates `candidates_per_prompt`
+//!    images for each training prompt, each from its own seeded noise. Images are kept as an
+//!    8-bit PNG stores them, so a resumed run trains on exactly the same pixels.
+//! 2. **Self-reward** (SRUM only). A frozen snapshot of the same round-start model scores each
+//!    image ([`reward_global::self_rewards`]: global score, region scores, reward map, one
+//!    weight per generation token). It is loaded from the round-start checkpoint on the
+//!    inference device and never trained, so the judge cannot drift while it is trained
+//!    against. Samples with `g = 0` are dropped (as in the reference).
+//! 3. **Update.** The weighted flow-matching loss on the candidates,
+//!    `L = mean(r * err) + lambda * mean(err)`, `err` the per-token squared velocity error and
+//!    `r` the token weights; the SFT baseline uses `mean(err)` on the same images. Times are
+//!    logit-normal (`t = sigmoid(n)`, `n ~ N(0, 1)`), the prompt is dropped with probability
+//!    `text_dropout`, AdamW (beta 0.9, 0.95), gradients clipped to a global L2 norm, linear
+//!    warm-up then cosine decay. Scope `all` trains every weight (both experts, as the
+//!    reference did); `gen-expert` only the generation side
+//!    ([`Umm::generation_param_ids`]).
+//!
+//! Later rounds regenerate with the improved model. Each round starts a fresh optimiser and
+//! schedule (it is a new fine-tuning set).
+//!
+//! A run folder:
+//!
+//! ```text
+//! runs/srum-tiny/
+//!   config.toml                 the run's configuration, written before anything else
+//!   metrics.csv                 round, step, lr, loss parts, mean reward, grad norm, throughput
+//!   rounds.csv                  one row of reward statistics and phase times per round
+//!   rounds/round-0/samples.png  the fixed prompts from the base model (rows: prompts)
+//!   rounds/round-1/
+//!     candidates/NNNNNN-C.png   the round's generations (prompt index, candidate)
+//!     candidates.jsonl          one record per candidate: prompt, seed, g, kept, regions,
+//!                               token weights (written last: its presence marks the phase done)
+//!     overlays.png              the first 16 candidates beside their reward maps (SRUM)
+//!     samples.png, stats.json, model.safetensors (+ .meta.toml)
+//!   checkpoints/r01-s000050/    model, optimiser state and position, written atomically
+//!   model.safetensors           the final weights (+ .meta.toml)
+//! ```
+//!
+//! **Resume.** Every random draw is a function of the seed, the round and the step, and a
+//! checkpoint directory is complete or absent (written under a temporary name, every file
+//! fsynced, then renamed), so a run killed at any moment and resumed with
+//! [`SrumOptions::resume`] ends with the same weights as an unbroken run.
+//!
+//! **Invariant:** nothing here reads the benchmark oracle, and the prompt split must be a
+//! training split (a split file whose header names val or test is refused).
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use compworld::render::contact_sheet;
+use compworld::splits::load_split;
+use compworld::{Category, Image, Prompt, Rng};
+use indicatif::{ProgressBar, ProgressStyle};
+use reward_global::{GlobalMode, RewardConfig, self_rewards};
+use reward_local::{MapConfig, MapMode, ProposerConfig};
+use serde::{Deserialize, Serialize};
+use umm_model::checkpoint::{self, CheckpointMeta};
+use umm_model::sampler::{SampleConfig, Solver, generate_from_noise, image_noise, to_images};
+use umm_model::tokenizer::{BOS, EOS};
+use umm_model::understand::images_tensor;
+use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer, patchify};
+
+use crate::{Error, Result};
+
+/// SRUM or its SFT baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Reward-weighted loss plus the unweighted constraint.
+    Srum,
+    /// The plain flow loss on the same self-generated images (no rewards computed).
+    Sft,
+}
+
+/// Which weights are updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Every weight (both experts), as the reference.
+    All,
+    /// The generation side only (see [`Umm::generation_param_ids`]).
+    GenExpert,
+}
+
+/// How flow times are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSampling {
+    /// `t = sigmoid(n)`, `n ~ N(0, 1)` (the reference).
+    LogitNormal,
+    /// `t ~ U(0.001, 1)` (what pretraining used).
+    Uniform,
+}
+
+/// Where the training prompts come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptConfig {
+    /// A compworld split file (`category<TAB>unseen<TAB>prompt`); must be a training split.
+    pub split: PathBuf,
+    /// Prompts used, drawn evenly over the categories from a seeded shuffle (0: all).
+    pub count: usize,
+}
+
+/// How candidates are sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSettings {
+    /// Integration steps.
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    pub cfg_scale: f32,
+    /// Heun's method instead of Euler's.
+    pub heun: bool,
+    /// Images per forward batch.
+    pub batch: usize,
+}
+
+impl SamplerSettings {
+    fn config(&self) -> SampleConfig {
+        SampleConfig {
+            steps: self.steps,
+            cfg_scale: self.cfg_scale,
+            solver: if self.heun {
+                Solver::Heun
+            } else {
+                Solver::Euler
+            },
+            seed: 0,
+        }
+    }
+}
+
+/// The self-reward (ignored by SFT).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewardSettings {
+    /// Map mode: `unit` (the reference), `signed` or `binary`.
+    pub map: MapMode,
+    /// Use the global score (off: `g = 1`).
+    pub use_global: bool,
+    /// Use the region scores (off: `M = 1`).
+    pub use_local: bool,
+    /// How the global score is read: `combined` or `question`.
+    pub global: GlobalMode,
+    /// Depth of the signed map below zero; must stay below `train.lambda`.
+    pub beta: f32,
+    /// Regions proposed per image.
+    pub top_k: usize,
+    /// Drop samples whose global score is exactly 0 (the reference does).
+    pub drop_zero_global: bool,
+    /// Images scored per batch.
+    pub batch: usize,
+}
+
+impl RewardSettings {
+    /// The reward crates' configuration, with the loss's `lambda`.
+    pub fn reward_config(&self, lambda: f32) -> RewardConfig {
+        RewardConfig {
+            proposer: ProposerConfig {
+                top_k: self.top_k,
+                ..ProposerConfig::default()
+            },
+            map: MapConfig {
+                mode: self.map,
+                use_global: self.use_global,
+                use_local: self.use_local,
+                beta: self.beta,
+                lambda,
+            },
+            global: self.global,
+        }
+    }
+}
+
+/// Optimisation of one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostTrainConfig {
+    /// Optimiser steps per round.
+    pub steps_per_round: u64,
+    /// Candidates per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Steps of linear warm-up.
+    pub warmup_steps: u64,
+    /// The cosine decay ends at `lr * min_lr_ratio`.
+    pub min_lr_ratio: f64,
+    /// AdamW's first-moment decay.
+    pub beta1: f32,
+    /// AdamW's second-moment decay.
+    pub beta2: f32,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// The global L2 norm of the gradient is clipped to this.
+    pub grad_clip: f32,
+    /// Weight of the unweighted constraint term (SRUM only).
+    pub lambda: f32,
+    /// Probability of dropping the prompt (classifier-free guidance).
+    pub text_dropout: f32,
+    /// How flow times are drawn.
+    pub time: TimeSampling,
+    /// The x-prediction floor of [`crate::pretrain::gen_loss`] (0: plain velocity error).
+    pub low_t_floor: f32,
+    /// Which weights are updated.
+    pub scope: Scope,
+    /// Seed of the prompt choice, the candidates' noise and every training draw.
+    pub seed: u64,
+    /// Write a checkpoint every this many steps (0: only at the end of a round).
+    pub checkpoint_every: u64,
+    /// Append a metrics row every this many steps.
+    pub log_every: u64,
+}
+
+/// The fixed prompts drawn after every round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSettings {
+    /// Prompts, one row each (empty: the first training prompt of every category).
+    pub prompts: Vec<String>,
+    /// Images per prompt (columns).
+    pub images_per_prompt: usize,
+    /// Seed of the first column; column k uses seed + k.
+    pub seed: u64,
+}
+
+/// `config.toml` of a SRUM (or SFT) run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrumConfig {
+    /// `srum` or `sft`.
+    pub method: Method,
+    /// The starting checkpoint (`.safetensors` with its `.meta.toml`).
+    pub base: PathBuf,
+    /// Rounds of generate, reward, train.
+    pub rounds: u32,
+    /// Images generated per prompt and round.
+    pub candidates_per_prompt: usize,
+    pub prompts: PromptConfig,
+    pub sampler: SamplerSettings,
+    pub reward: RewardSettings,
+    pub train: PostTrainConfig,
+    pub samples: GridSettings,
+}
+
+/// The shipped base checkpoint, relative to the repository root.
+pub const DEFAULT_BASE: &str = "datasets/checkpoints/base-tiny.safetensors";
+/// The training split, relative to the repository root.
+pub const DEFAULT_SPLIT: &str = "datasets/splits/train.tsv";
+
+impl Default for SrumConfig {
+    fn default() -> Self {
+        SrumConfig {
+            method: Method::Srum,
+            base: DEFAULT_BASE.into(),
+            rounds: 1,
+            candidates_per_prompt: 1,
+            prompts: PromptConfig {
+                split: DEFAULT_SPLIT.into(),
+                count: 1200,
+            },
+            sampler: SamplerSettings {
+                steps: 20,
+                cfg_scale: 2.0,
+                heun: false,
+                batch: 64,
+            },
+            reward: RewardSettings {
+                map: MapMode::Unit,
+                use_global: true,
+                use_local: true,
+                global: GlobalMode::Combined,
+                beta: 0.25,
+                top_k: 10,
+                drop_zero_global: true,
+                batch: 32,
+            },
+            train: PostTrainConfig {
+                steps_per_round: 300,
+                batch: 32,
+                lr: 2e-4,
+                warmup_steps: 20,
+                min_lr_ratio: 0.1,
+                beta1: 0.9,
+                beta2: 0.95,
+                weight_decay: 0.0,
+                grad_clip: 1.0,
+                lambda: 0.5,
+                text_dropout: 0.1,
+                time: TimeSampling::LogitNormal,
+                low_t_floor: crate::pretrain::DEFAULT_LOW_T_FLOOR,
+                scope: Scope::All,
+                seed: 0,
+                checkpoint_every: 50,
+                log_every: 10,
+            },
+            samples: GridSettings {
+                prompts: Vec::new(),
+                images_per_prompt: 4,
+                seed: 7,
+            },
+        }
+    }
+}
+
+impl SrumConfig {
+    /// Parses and checks a TOML configuration. Missing sections are errors (a run's
+    /// `config.toml` is complete); write one with `srum train --print-config`.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let c: SrumConfig = toml::from_str(text)
+            .map_err(|e| Error::Config(crate::pretrain::one_line(&e.to_string())))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a configuration file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the configuration serialises")
+    }
+
+    /// Checks every field that could make a run meaningless or divergent.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        let t = &self.train;
+        if self.rounds == 0 || self.candidates_per_prompt == 0 {
+            return bad("rounds and candidates_per_prompt must be >= 1");
+        }
+        if t.steps_per_round == 0 || t.batch == 0 || t.log_every == 0 {
+            return bad("train.steps_per_round, train.batch and train.log_every must be >= 1");
+        }
+        if self.sampler.steps == 0 || self.sampler.batch == 0 || self.reward.batch == 0 {
+            return bad("sampler.steps, sampler.batch and reward.batch must be >= 1");
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0 && t.grad_clip > 0.0) {
+            return bad("train.lr and train.grad_clip must be > 0");
+        }
+        if !(0.0..=1.0).contains(&t.min_lr_ratio)
+            || !(0.0..1.0).contains(&t.beta1)
+            || !(0.0..1.0).contains(&t.beta2)
+        {
+            return bad("train.min_lr_ratio must be in [0, 1], train.beta1 and beta2 in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&t.text_dropout) {
+            return bad("train.text_dropout must be in [0, 1)");
+        }
+        if t.weight_decay < 0.0 || t.low_t_floor < 0.0 {
+            return bad("train.weight_decay and train.low_t_floor must be >= 0");
+        }
+        if self.samples.images_per_prompt == 0 {
+            return bad("samples.images_per_prompt must be >= 1");
+        }
+        self.reward
+            .reward_config(t.lambda)
+            .map
+            .validate()
+            .map_err(Error::Config)
+    }
+}
+
+/// Options that are not part of the run's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SrumOptions {
+    /// Continue the run in the folder (its `config.toml` must equal the configuration).
+    pub resume: bool,
+    /// Draw progress bars.
+    pub progress: bool,
+    /// Test hook: make the loss of this global step non-finite (checks the divergence guard).
+    pub poison_step: Option<u64>,
+}
+
+/// What [`run`] returns.
+#[derive(Debug)]
+pub struct SrumOutcome {
+    /// The final weights on the inference device.
+    pub model: Umm,
+    /// Statistics of every round.
+    pub rounds: Vec<RoundStats>,
+}
+
+/// Per-round statistics (`rounds/round-N/stats.json`, a row of `rounds.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundStats {
+    pub round: u32,
+    pub method: Method,
+    pub prompts: usize,
+    pub candidates: usize,
+    /// Candidates trained on (SRUM drops `g = 0` and unscorable ones).
+    pub trained_on: usize,
+    /// Candidates the reward could not score (error), SRUM only.
+    pub reward_errors: usize,
+    pub mean_global: Option<f32>,
+    /// Fraction of kept candidates with `g > 0`.
+    pub frac_global_positive: Option<f32>,
+    /// Mean token weight over the kept candidates.
+    pub mean_weight: Option<f32>,
+    pub regions_per_image: Option<f32>,
+    pub frac_regions_positive: Option<f32>,
+    pub frac_regions_negative: Option<f32>,
+    pub generate_s: f64,
+    pub reward_s: f64,
+    pub train_s: f64,
+    pub steps: u64,
+    pub final_loss: f32,
+}
+
+/// One line of `candidates.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    /// Index in the round's candidate list.
+    pub index: usize,
+    /// PNG file under `candidates/`.
+    pub file: String,
+    pub prompt: String,
+    pub category: String,
+    /// Seed of the starting noise.
+    pub seed: u64,
+    /// Global score (SRUM).
+    pub global: Option<f32>,
+    /// Used for training.
+    pub kept: bool,
+    /// Proposed regions with names and scores, as [`reward_global::SelfReward`] has them.
+    pub regions: Option<serde_json::Value>,
+    /// The reward map averaged per generation token (SRUM).
+    pub token_weights: Option<Vec<f32>>,
+    /// Why the reward could not score this image.
+    pub error: Option<String>,
+}
+
+/// A round's training set: images with prompts and, for SRUM, token weights.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub records: Vec<CandidateRecord>,
+    pub images: Vec<Image>,
+    pub generate_s: f64,
+    pub reward_s: f64,
+}
+
+impl Pool {
+    /// Indices of the candidates trained on.
+    pub fn kept(&self) -> Vec<usize> {
+        (0..self.records.len())
+            .filter(|&k| self.records[k].kept)
+            .collect()
+    }
+}
+
+/// Paths of a run folder.
+#[derive(Debug, Clone)]
+pub struct SrumRun(pub PathBuf);
+
+impl SrumRun {
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.0.join("metrics.csv")
+    }
+    pub fn rounds_csv(&self) -> PathBuf {
+        self.0.join("rounds.csv")
+    }
+    pub fn round(&self, r: u32) -> PathBuf {
+        self.0.join("rounds").join(format!("round-{r}"))
+    }
+    pub fn round_model(&self, r: u32) -> PathBuf {
+        self.round(r).join("model.safetensors")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.0.join("checkpoints")
+    }
+    pub fn final_model(&self) -> PathBuf {
+        self.0.join("model.safetensors")
+    }
+    /// Complete checkpoints of round `r`, oldest first, with their step.
+    pub fn round_checkpoints(&self, r: u32) -> Vec<(u64, PathBuf)> {
+        let Ok(rd) = fs::read_dir(self.checkpoints()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(u64, PathBuf)> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let (round, step) = name.strip_prefix('r')?.split_once("-s")?;
+                (round.parse::<u32>().ok()? == r).then_some((step.parse().ok()?, e.path()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+/// The position a checkpoint resumes from (`state.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrainState {
+    round: u32,
+    step: u64,
+    seed: u64,
+    /// The next draw of every random stream is a function of these three.
+    rng: String,
+    /// Sums of the metrics of the steps since the last logged row (loss, weighted, plain,
+    /// reward, grad norm), so that a resumed run logs the same rows.
+    acc: [f64; 5],
+    /// Steps in `acc`.
+    n_acc: u32,
+}
+
+fn io_err(what: &str, p: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io(format!("cannot {what} {}: {e}", p.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err("write", &tmp, e))?;
+    f.sync_all().map_err(|e| io_err("sync", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_err("rename", &tmp, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err("sync", dir, e))
+}
+
+/// The training prompts: `count` prompts spread evenly over the split's categories (each
+/// category's prompts in a seeded shuffle, taken round-robin), or all of them.
+pub fn training_prompts(cfg: &SrumConfig) -> Result<Vec<Prompt>> {
+    let split = &cfg.prompts.split;
+    let head = fs::read_to_string(split).map_err(|e| io_err("read", split, e))?;
+    let first = head.lines().next().unwrap_or("");
+    if first.starts_with('#') && (first.contains(" val ") || first.contains(" test ")) {
+        return Err(Error::Config(format!(
+            "{} is an evaluation split ({first}); post-training reads only a training split",
+            split.display()
+        )));
+    }
+    let entries = load_split(split).map_err(|e| Error::Config(e.to_string()))?;
+    let mut by_cat: Vec<Vec<Prompt>> = Category::ALL
+        .iter()
+        .map(|c| {
+            let mut v: Vec<Prompt> = entries
+                .iter()
+                .filter(|e| e.prompt.category == *c)
+                .map(|e| e.prompt.clone())
+                .collect();
+            Rng::derive(cfg.train.seed, &format!("srum-prompts-{}", c.name())).shuffle(&mut v);
+            v
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    let total: usize = by_cat.iter().map(Vec::len).sum();
+    if total == 0 {
+        return Err(Error::Config(format!("{} has no prompts", split.display())));
+    }
+    let want = if cfg.prompts.count == 0 {
+        total
+    } else {
+        cfg.prompts.count.min(total)
+    };
+    let mut out = Vec::with_capacity(want);
+    let mut k = 0;
+    while out.len() < want {
+        for v in &mut by_cat {
+            if k < v.len() && out.len() < want {
+                out.push(v[k].clone());
+            }
+        }
+        k += 1;
+    }
+    for v in &mut by_cat {
+        v.clear();
+    }
+    Ok(out)
+}
+
+/// The grid prompts: the configured ones, or the first training prompt of each category.
+fn grid_prompts(cfg: &SrumConfig, prompts: &[Prompt]) -> Vec<String> {
+    if !cfg.samples.prompts.is_empty() {
+        return cfg.samples.prompts.clone();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for c in Category::ALL {
+        if let Some(p) = prompts.iter().find(|p| p.category == *c) {
+            out.push(p.text.clone());
+        }
+    }
+    out
+}
+
+fn bar(n: u64, what: &str, unit: &str, on: bool) -> ProgressBar {
+    if !on {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(n).with_style(
+        ProgressStyle::with_template(&format!(
+            "{what}: {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}, eta {{eta}} | {{msg}}"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    )
+}
+
+/// Generates images of `prompts` from per-image seeds, in batches, 8-bit quantised.
+pub fn generate_seeded(
+    model: &Umm,
+    mcfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    items: &[(&str, u64)],
+    sampler: &SamplerSettings,
+    device: &Device,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Image>> {
+    let (n, d) = (mcfg.image_tokens(), mcfg.patch_dim());
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(sampler.batch) {
+        let noise: Vec<f32> = chunk
+            .iter()
+            .flat_map(|(_, s)| image_noise(mcfg, *s))
+            .collect();
+        let x1 = Tensor::<3>::from_data(TensorData::new(noise, [chunk.len(), n, d]), device);
+        let prompts: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
+        let imgs = generate_from_noise(model, mcfg, tok, &prompts, x1, sampler.config())?;
+        out.extend(to_images(imgs)?.into_iter().map(Image::quantized));
+        progress(out.len());
+    }
+    Ok(out)
+}
+
+fn candidate_seed(seed: u64, round: u32, prompt: usize, c: usize) -> u64 {
+    Rng::derive(seed, &format!("srum-candidate-r{round}-p{prompt}-c{c}")).next_u64()
+}
+
+/// Generates and (for SRUM) scores the candidates of round `r` with `snapshot`.
+#[allow(clippy::too_many_arguments)]
+fn make_pool(
+    cfg: &SrumConfig,
+    run: &SrumRun,
+    r: u32,
+    snapshot: &Umm,
+    mcfg: &UmmConfig,
+    prompts: &[Prompt],
+    device: &Device,
+    progress: bool,
+) -> Result<Pool> {
+    let tok = WordTokenizer::compworld();
+    let dir = run.round(r);
+    let cand_dir = dir.join("candidates");
+    fs::create_dir_all(&cand_dir).map_err(|e| io_err("create", &cand_dir, e))?;
+    let mut records = Vec::new();
+    let mut items: Vec<(&str, u64)> = Vec::new();
+    for (k, p) in prompts.iter().enumerate() {
+        for c in 0..cfg.candidates_per_prompt {
+            let seed = candidate_seed(cfg.train.seed, r, k, c);
+            records.push(CandidateRecord {
+                index: records.len(),
+                file: format!("{k:06}-{c}.png"),
+                prompt: p.text.clone(),
+                category: p.category.name().to_string(),
+                seed,
+                global: None,
+                kept: true,
+                regions: None,
+                token_weights: None,
+                error: None,
+            });
+            items.push((&p.text, seed));
+        }
+    }
+    let t0 = Instant::now();
+    let b = bar(items.len() as u64, "generate", "images", progress);
+    let images = generate_seeded(snapshot, mcfg, &tok, &items, &cfg.sampler, device, |n| {
+        b.set_position(n as u64)
+    })?;
+    b.finish_and_clear();
+    for (rec, img) in records.iter().zip(&images) {
+        img.save_png(&cand_dir.join(&rec.file))
+            .map_err(|e| Error::Io(e.to_string()))?;
+    }
+    let generate_s = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        round = r,
+        images = images.len(),
+        seconds = generate_s,
+        "candidates generated"
+    );
+
+    let t1 = Instant::now();
+    if cfg.method == Method::Srum {
+        let rc = cfg.reward.reward_config(cfg.train.lambda);
+        let b = bar(images.len() as u64, "self-reward", "images", progress);
+        let mut done = 0;
+        for chunk in (0..images.len())
+            .collect::<Vec<_>>()
+            .chunks(cfg.reward.batch)
+        {
+            let batch: Vec<(&Image, &str)> = chunk
+                .iter()
+                .map(|&k| (&images[k], records[k].prompt.as_str()))
+                .collect();
+            let scored = self_rewards(snapshot, mcfg, &tok, &batch, &rc, device);
+            for (&k, s) in chunk.iter().zip(scored) {
+                let rec = &mut records[k];
+                match s {
+                    Ok(s) => {
+                        rec.global = Some(s.global);
+                        rec.kept = s.kept || !cfg.reward.drop_zero_global;
+                        rec.regions =
+                            Some(serde_json::to_value(&s.regions).expect("regions serialise"));
+                        rec.token_weights = Some(s.token_weights);
+                    }
+                    Err(e) => {
+                        rec.kept = false;
+                        rec.error = Some(e.to_string());
+                    }
+                }
+            }
+            done += chunk.len();
+            b.set_position(done as u64);
+        }
+        b.finish_and_clear();
+        write_overlays(&dir, &images, &records)?;
+    }
+    let reward_s = t1.elapsed().as_secs_f64();
+    let mut text = String::new();
+    for rec in &records {
+        text.push_str(&serde_json::to_string(rec).expect("records serialise"));
+        text.push('\n');
+    }
+    let timing = serde_json::json!({"generate_s": generate_s, "reward_s": reward_s});
+    write_atomic(&dir.join("pool-timing.json"), timing.to_string().as_bytes())?;
+    write_atomic(&dir.join("candidates.jsonl"), text.as_bytes())?;
+    Ok(Pool {
+        records,
+        images,
+        generate_s,
+        reward_s,
+    })
+}
+
+/// Reads back a round's candidates (`None` if the phase did not finish).
+fn read_pool(run: &SrumRun, r: u32, resolution: usize) -> Result<Option<Pool>> {
+    let dir = run.round(r);
+    let path = dir.join("candidates.jsonl");
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let mut records = Vec::new();
+    let mut images = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let rec: CandidateRecord = serde_json::from_str(line)
+            .map_err(|e| Error::Io(format!("{}:{}: {e}", path.display(), i + 1)))?;
+        let img = Image::load_png(&dir.join("candidates").join(&rec.file), resolution)
+            .map_err(|e| Error::Io(e.to_string()))?;
+        records.push(rec);
+        images.push(img);
+    }
+    let timing: serde_json::Value = fs::read_to_string(dir.join("pool-timing.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    Ok(Some(Pool {
+        records,
+        images,
+        generate_s: timing["generate_s"].as_f64().unwrap_or(0.0),
+        reward_s: timing["reward_s"].as_f64().unwrap_or(0.0),
+    }))
+}
+
+/// The first 16 candidates and their reward maps, side by side, for people to look at.
+fn write_overlays(dir: &Path, images: &[Image], records: &[CandidateRecord]) -> Result<()> {
+    let mut cells = Vec::new();
+    for (img, rec) in images.iter().zip(records).take(16) {
+        let Some(w) = &rec.token_weights else {
+            continue;
+        };
+        cells.extend([img.clone(), weight_image(w, img.width)]);
+    }
+    if cells.is_empty() {
+        return Ok(());
+    }
+    contact_sheet(&cells, 8, 4)
+        .save_png(&dir.join("overlays.png"))
+        .map_err(|e| Error::Io(e.to_string()))
+}
+
+/// Token weights (a square grid) as a heat image (black 0, yellow 1; blue below 0).
+fn weight_image(w: &[f32], side: usize) -> Image {
+    let g = (w.len() as f64).sqrt().round() as usize;
+    let mut img = Image::filled(side, side, [0.0; 3]);
+    for y in 0..side {
+        for x in 0..side {
+            let v = w[(y * g / side) * g + x * g / side];
+            let rgb = if v >= 0.0 {
+                [v.min(1.0), v.min(1.0) * 0.85, 0.0]
+            } else {
+                [0.0, 0.0, (-v).min(1.0)]
+            };
+            img.set(x, y, rgb);
+        }
+    }
+    img
+}
+
+/// The fixed prompts' sample grid of `model` (rows: prompts; columns: seeds).
+fn write_samples(
+    cfg: &SrumConfig,
+    model: &Umm,
+    mcfg: &UmmConfig,
+    prompts: &[String],
+    path: &Path,
+    device: &Device,
+) -> Result<()> {
+    let k = cfg.samples.images_per_prompt;
+    let items: Vec<(&str, u64)> = prompts
+        .iter()
+        .flat_map(|p| (0..k).map(move |c| (p.as_str(), cfg.samples.seed + c as u64)))
+        .collect();
+    let tok = WordTokenizer::compworld();
+    let imgs = generate_seeded(model, mcfg, &tok, &items, &cfg.sampler, device, |_| {})?;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+    }
+    contact_sheet(&imgs, k, 3)
+        .save_png(path)
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let list: String = prompts.iter().map(|p| format!("{p}\n")).collect();
+    write_atomic(&path.with_extension("txt"), list.as_bytes())
+}
+
+/// A post-training batch on the (autodiff) device.
+#[derive(Debug, Clone)]
+pub struct PostBatch {
+    /// `[BOS] prompt [EOS]` (or `[BOS, EOS]` when dropped), padded.
+    pub text: Tensor<2, Int>,
+    /// Clean patches `[b, tokens, patch_dim]` in model space.
+    pub x0: Tensor<3>,
+    /// Noise of the same shape.
+    pub noise: Tensor<3>,
+    /// Flow times `[b]`.
+    pub t: Tensor<1>,
+    /// Token weights `[b, tokens]` (ones for SFT).
+    pub weights: Tensor<2>,
+}
+
+/// Draws flow times.
+pub fn draw_time(mode: TimeSampling, rng: &mut Rng) -> f32 {
+    match mode {
+        TimeSampling::LogitNormal => {
+            let n = rng.normal();
+            (1.0 / (1.0 + (-n).exp())).clamp(1e-3, 1.0 - 1e-3)
+        }
+        TimeSampling::Uniform => rng.range_f32(1e-3, 1.0),
+    }
+}
+
+/// Indices of the pool entries (positions in `kept`) that step `step` trains on: the pool is
+/// walked in a fresh seeded permutation every epoch, so the batch is a function of the step.
+pub fn batch_indices(n: usize, batch: usize, seed: u64, round: u32, step: u64) -> Vec<usize> {
+    let mut out = Vec::with_capacity(batch);
+    let mut cache: Option<(usize, Vec<usize>)> = None;
+    for i in 0..batch {
+        let pos = step as usize * batch + i;
+        let (epoch, at) = (pos / n, pos % n);
+        if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let mut perm: Vec<usize> = (0..n).collect();
+            Rng::derive(seed, &format!("srum-order-r{round}-e{epoch}")).shuffle(&mut perm);
+            cache = Some((epoch, perm));
+        }
+        out.push(cache.as_ref().expect("just filled").1[at]);
+    }
+    out
+}
+
+/// Builds the batch of step `step` of round `round`.
+#[allow(clippy::too_many_arguments)]
+pub fn post_batch(
+    cfg: &SrumConfig,
+    mcfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    pool: &Pool,
+    kept: &[usize],
+    round: u32,
+    step: u64,
+    device: &Device,
+) -> Result<PostBatch> {
+    let t = &cfg.train;
+    let idx: Vec<usize> = batch_indices(kept.len(), t.batch, t.seed, round, step)
+        .into_iter()
+        .map(|i| kept[i])
+        .collect();
+    let mut rng = Rng::derive(t.seed, &format!("srum-step-r{round}-s{step}"));
+    let mut rows = Vec::with_capacity(idx.len());
+    for &k in &idx {
+        let mut ids = vec![BOS];
+        if !rng.chance(t.text_dropout) {
+            ids.extend(tok.encode(&pool.records[k].prompt)?);
+        }
+        ids.push(EOS);
+        rows.push(ids);
+    }
+    let len = rows.iter().map(Vec::len).max().unwrap_or(2);
+    if len > mcfg.max_text_len {
+        return Err(Error::Config(format!(
+            "a prompt of {len} tokens exceeds the model's max_text_len = {}",
+            mcfg.max_text_len
+        )));
+    }
+    let text = umm_model::sampler::pad_rows(&rows, device);
+    let images: Vec<&Image> = idx.iter().map(|&k| &pool.images[k]).collect();
+    let x0 = patchify(images_tensor(&images, device), mcfg.patch);
+    let (b, n, d) = (idx.len(), mcfg.image_tokens(), mcfg.patch_dim());
+    let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
+    let times: Vec<f32> = (0..b).map(|_| draw_time(t.time, &mut rng)).collect();
+    let mut weights = Vec::with_capacity(b * n);
+    for &k in &idx {
+        match (&pool.records[k].token_weights, cfg.method) {
+            (Some(w), Method::Srum) if w.len() == n => weights.extend_from_slice(w),
+            (_, Method::Sft) => weights.extend(std::iter::repeat_n(1.0, n)),
+            _ => {
+                return Err(Error::Config(format!(
+                    "candidate {} has no token weights of {n} tokens",
+                    pool.records[k].file
+                )));
+            }
+        }
+    }
+    Ok(PostBatch {
+        text,
+        x0,
+        noise: Tensor::from_data(TensorData::new(noise, [b, n, d]), device),
+        t: Tensor::from_data(TensorData::new(times, [b]), device),
+        weights: Tensor::from_data(TensorData::new(weights, [b, n]), device),
+    })
+}
+
+/// The two parts of the post-training loss: `(mean(r * err), mean(err))`, `err` the per-token
+/// mean squared velocity error (with the x-prediction floor of [`crate::pretrain::gen_loss`]).
+pub fn flow_loss_parts(model: &Umm, b: &PostBatch, low_t_floor: f32) -> (Tensor<1>, Tensor<1>) {
+    let t3 = b.t.clone().unsqueeze_dim::<2>(1).unsqueeze_dim::<3>(2);
+    let v = b.noise.clone() - b.x0.clone();
+    let xt = b.x0.clone() + v.clone() * t3.clone();
+    let floor = if low_t_floor > 0.0 {
+        (t3.clone() / t3.clamp_min(low_t_floor)).powi_scalar(2)
+    } else {
+        Tensor::ones([1, 1, 1], &xt.device())
+    };
+    let out = model.forward(UmmInput {
+        text: b.text.clone(),
+        und_image: None,
+        gen_image: Some((xt, b.t.clone())),
+    });
+    let pred = out.velocity.expect("a generation segment was given");
+    let [bs, n, _] = pred.dims();
+    let err = ((pred - v).square() * floor).mean_dim(2).reshape([bs, n]);
+    ((err.clone() * b.weights.clone()).mean(), err.mean())
+}
+
+/// The objective of `method`: SRUM `mean(r err) + lambda mean(err)`, SFT `mean(err)`.
+pub fn objective(method: Method, weighted: Tensor<1>, plain: Tensor<1>, lambda: f32) -> Tensor<1> {
+    match method {
+        Method::Srum => weighted + plain.mul_scalar(lambda),
+        Method::Sft => plain,
+    }
+}
+
+/// Rescales `grads` so their global L2 norm over `model`'s parameters is at most `max`;
+/// returns the norm before clipping. (burn's own clipping works per parameter tensor.)
+pub fn clip_global(model: &Umm, grads: &mut GradientsParams, max: f32) -> f32 {
+    struct SqSum<'a> {
+        grads: &'a GradientsParams,
+        total: f64,
+    }
+    impl ModuleVisitor for SqSum<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                self.total += f64::from(g.square().sum().into_scalar::<f32>());
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        coef: f32,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(p.id) {
+                self.grads.register::<D>(p.id, g.mul_scalar(self.coef));
+            }
+        }
+    }
+    let mut sq = SqSum {
+        grads: &*grads,
+        total: 0.0,
+    };
+    model.visit(&mut sq);
+    let norm = sq.total.sqrt() as f32;
+    if norm > max && norm.is_finite() {
+        model.visit(&mut Scale {
+            grads,
+            coef: max / (norm + 1e-6),
+        });
+    }
+    norm
+}
+
+/// Linear warm-up then cosine decay to `lr * min_lr_ratio` at the round's last step.
+pub fn post_lr(t: &PostTrainConfig, step: u64) -> f64 {
+    if step < t.warmup_steps {
+        return t.lr * (step + 1) as f64 / t.warmup_steps as f64;
+    }
+    let span = t.steps_per_round.saturating_sub(t.warmup_steps).max(1) as f64;
+    let p = ((step - t.warmup_steps) as f64 / span).min(1.0);
+    let floor = t.lr * t.min_lr_ratio;
+    floor + (t.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+}
+
+const METRICS_HEADER: &str =
+    "round,step,lr,loss,loss_weighted,loss_plain,mean_reward,grad_norm,examples_per_s,wall_s\n";
+
+/// One row of `metrics.csv` (averages over the logged interval).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PostMetrics {
+    pub round: u32,
+    pub step: u64,
+    pub lr: f64,
+    pub loss: f32,
+    pub loss_weighted: f32,
+    pub loss_plain: f32,
+    pub mean_reward: f32,
+    pub grad_norm: f32,
+    pub examples_per_s: f64,
+    pub wall_s: f64,
+}
+
+fn metrics_row(m: &PostMetrics) -> String {
+    format!(
+        "{},{},{:.6e},{:.6},{:.6},{:.6},{:.5},{:.5},{:.1},{:.1}\n",
+        m.round,
+        m.step,
+        m.lr,
+        m.loss,
+        m.loss_weighted,
+        m.loss_plain,
+        m.mean_reward,
+        m.grad_norm,
+        m.examples_per_s,
+        m.wall_s
+    )
+}
+
+/// Rewrites `metrics.csv` without the rows after `(round, step)` (they will be logged again).
+fn truncate_metrics(path: &Path, round: u32, step: u64) -> Result<f64> {
+    let text = fs::read_to_string(path).unwrap_or_else(|_| METRICS_HEADER.to_string());
+    let mut out = String::from(METRICS_HEADER);
+    let mut wall = 0.0;
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let (Some(r), Some(s)) = (
+            f.first().and_then(|x| x.parse::<u32>().ok()),
+            f.get(1).and_then(|x| x.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        if (r, s) <= (round, step) {
+            out.push_str(l);
+            out.push('\n');
+            wall = f.get(9).and_then(|x| x.parse().ok()).unwrap_or(wall);
+        }
+    }
+    write_atomic(path, out.as_bytes())?;
+    Ok(wall)
+}
+
+/// Saves a training checkpoint of round `r` at `step` as one directory: written under a
+/// temporary name, every file fsynced, the directory renamed into place. Keeps the newest
+/// two of the round.
+#[allow(clippy::too_many_arguments)]
+fn save_checkpoint(
+    run: &SrumRun,
+    mcfg: &UmmConfig,
+    r: u32,
+    step: u64,
+    seed: u64,
+    model: &Umm,
+    optim: &ModuleOptimizer,
+    acc: ([f64; 5], u32),
+) -> Result<()> {
+    let name = format!("r{r:02}-s{step:06}");
+    let tmp = run.checkpoints().join(format!(".tmp-{name}"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+    let meta = CheckpointMeta::new(mcfg.clone(), step, [0; 4]);
+    checkpoint::save(model, &meta, &tmp.join("model.safetensors"))?;
+    let op = tmp.join("optim.bpk");
+    optim
+        .save(&op)
+        .map_err(|e| Error::Checkpoint(format!("{}: {e}", op.display())))?;
+    fs::File::open(&op)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err("sync", &op, e))?;
+    let state = TrainState {
+        round: r,
+        step,
+        seed,
+        rng: format!("derive(seed, \"srum-step-r{r}-s<step>\") and \"srum-order-r{r}-e<epoch>\""),
+        acc: acc.0,
+        n_acc: acc.1,
+    };
+    write_atomic(
+        &tmp.join("state.toml"),
+        toml::to_string(&state)
+            .expect("state serialises")
+            .as_bytes(),
+    )?;
+    sync_dir(&tmp)?;
+    let dest = run.checkpoints().join(&name);
+    let _ = fs::remove_dir_all(&dest);
+    fs::rename(&tmp, &dest).map_err(|e| io_err("rename", &tmp, e))?;
+    sync_dir(&run.checkpoints())?;
+    let all = run.round_checkpoints(r);
+    for (_, old) in all.iter().take(all.len().saturating_sub(2)) {
+        let _ = fs::remove_dir_all(old);
+    }
+    Ok(())
+}
+
+/// Trains round `r` from the round-start weights (or the newest checkpoint of the round).
+#[allow(clippy::too_many_arguments)]
+fn train_round(
+    cfg: &SrumConfig,
+    run: &SrumRun,
+    r: u32,
+    start: &Path,
+    pool: &Pool,
+    device: &Device,
+    opts: &SrumOptions,
+    global_step0: u64,
+) -> Result<(Umm, f32, f64)> {
+    let t = &cfg.train;
+    let ad = device.clone().autodiff();
+    let tok = WordTokenizer::compworld();
+    let kept = pool.kept();
+    if kept.is_empty() {
+        return Err(Error::Config(format!(
+            "round {r}: no candidate is left to train on ({} generated, all dropped)",
+            pool.records.len()
+        )));
+    }
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(t.beta1)
+        .with_beta_2(t.beta2)
+        .with_weight_decay(t.weight_decay)
+        .init();
+    let resume_from = run.round_checkpoints(r).pop();
+    let mut acc = [0.0f64; 5]; // loss, weighted, plain, reward, grad norm
+    let mut n_acc = 0u32;
+    let (mut model, mcfg, mut step) = match resume_from {
+        Some((step, dir)) => {
+            let sp = dir.join("state.toml");
+            let state: TrainState = fs::read_to_string(&sp)
+                .map_err(|e| io_err("read", &sp, e))
+                .and_then(|t| {
+                    toml::from_str(&t)
+                        .map_err(|e| Error::Checkpoint(format!("{}: {e}", sp.display())))
+                })?;
+            if (state.round, state.step, state.seed) != (r, step, t.seed) {
+                return Err(Error::Checkpoint(format!(
+                    "{}: round {} step {} seed {} does not match its place (round {r}, step {step}, seed {})",
+                    sp.display(),
+                    state.round,
+                    state.step,
+                    state.seed,
+                    t.seed
+                )));
+            }
+            (acc, n_acc) = (state.acc, state.n_acc);
+            let (m, meta) = checkpoint::load(&dir.join("model.safetensors"), &ad)?;
+            let op = dir.join("optim.bpk");
+            optim = optim
+                .load(&op)
+                .map_err(|e| Error::Checkpoint(format!("{}: {e}", op.display())))?;
+            tracing::info!(round = r, step, "resuming from {}", dir.display());
+            (crate::init::renumber(m), meta.config, step)
+        }
+        None => {
+            let (m, meta) = checkpoint::load(start, &ad)?;
+            (crate::init::renumber(m), meta.config, 0)
+        }
+    };
+    let wall0 = truncate_metrics(&run.metrics(), r, step)?;
+    let gen_ids: Option<Vec<ParamId>> =
+        (t.scope == Scope::GenExpert).then(|| model.generation_param_ids());
+    let mut csv = fs::OpenOptions::new()
+        .append(true)
+        .open(run.metrics())
+        .map_err(|e| io_err("open", &run.metrics(), e))?;
+    let b = bar(
+        t.steps_per_round,
+        &format!("train r{r}"),
+        "steps",
+        opts.progress,
+    );
+    b.set_position(step);
+    let began = Instant::now();
+    let (mut since, mut last_loss) = (Instant::now(), f32::NAN);
+    while step < t.steps_per_round {
+        let lr = post_lr(t, step);
+        let batch = post_batch(cfg, &mcfg, &tok, pool, &kept, r, step, &ad)?;
+        let (weighted, plain) = flow_loss_parts(&model, &batch, t.low_t_floor);
+        let mut loss = objective(cfg.method, weighted.clone(), plain.clone(), t.lambda);
+        if opts.poison_step == Some(global_step0 + step) {
+            loss = loss.mul_scalar(f32::NAN);
+        }
+        let lv = loss.clone().into_scalar::<f32>();
+        if !lv.is_finite() {
+            b.abandon();
+            return Err(Error::Config(format!(
+                "training diverged in round {r} at step {step}: the loss is {lv}; the last good \
+                 checkpoint is kept in {} (lower train.lr, or resume with --resume)",
+                run.checkpoints().display()
+            )));
+        }
+        let mut grads = match &gen_ids {
+            None => GradientsParams::from_grads(loss.backward(), &model),
+            Some(ids) => GradientsParams::from_params(&mut loss.backward(), &model, ids),
+        };
+        let norm = clip_global(&model, &mut grads, t.grad_clip);
+        model = optim.step(lr, model, grads);
+        step += 1;
+        last_loss = lv;
+        let mr = batch.weights.clone().mean().into_scalar::<f32>();
+        for (a, v) in acc.iter_mut().zip([
+            lv,
+            weighted.into_scalar::<f32>(),
+            plain.into_scalar::<f32>(),
+            mr,
+            norm,
+        ]) {
+            *a += f64::from(v);
+        }
+        n_acc += 1;
+        if step % t.log_every == 0 || step == t.steps_per_round {
+            let k = f64::from(n_acc);
+            let m = PostMetrics {
+                round: r,
+                step,
+                lr,
+                loss: (acc[0] / k) as f32,
+                loss_weighted: (acc[1] / k) as f32,
+                loss_plain: (acc[2] / k) as f32,
+                mean_reward: (acc[3] / k) as f32,
+                grad_norm: (acc[4] / k) as f32,
+                examples_per_s: (n_acc as usize * t.batch) as f64 / since.elapsed().as_secs_f64(),
+                wall_s: wall0 + began.elapsed().as_secs_f64(),
+            };
+            csv.write_all(metrics_row(&m).as_bytes())
+                .map_err(|e| io_err("append to", &run.metrics(), e))?;
+            b.set_message(format!(
+                "loss {:.4} reward {:.3} |g| {:.2} {:.0} ex/s",
+                m.loss, m.mean_reward, m.grad_norm, m.examples_per_s
+            ));
+            (acc, n_acc, since) = ([0.0; 5], 0, Instant::now());
+        }
+        b.set_position(step);
+        let periodic = t.checkpoint_every > 0 && step % t.checkpoint_every == 0;
+        if periodic || step == t.steps_per_round {
+            save_checkpoint(run, &mcfg, r, step, t.seed, &model, &optim, (acc, n_acc))?;
+        }
+    }
+    b.finish_and_clear();
+    Ok((model.valid(), last_loss, began.elapsed().as_secs_f64()))
+}
+
+fn stats_of(cfg: &SrumConfig, r: u32, prompts: usize, pool: &Pool) -> RoundStats {
+    let kept = pool.kept();
+    let mean = |xs: &[f32]| (!xs.is_empty()).then(|| xs.iter().sum::<f32>() / xs.len() as f32);
+    let g: Vec<f32> = kept
+        .iter()
+        .filter_map(|&k| pool.records[k].global)
+        .collect();
+    let w: Vec<f32> = kept
+        .iter()
+        .filter_map(|&k| pool.records[k].token_weights.as_ref())
+        .flatten()
+        .copied()
+        .collect();
+    let scores: Vec<f32> = kept
+        .iter()
+        .filter_map(|&k| pool.records[k].regions.as_ref())
+        .filter_map(|v| v.as_array())
+        .flatten()
+        .filter_map(|r| r["score"].as_f64())
+        .map(|s| s as f32)
+        .collect();
+    let srum = cfg.method == Method::Srum;
+    let frac = |f: &dyn Fn(f32) -> bool, xs: &[f32]| {
+        (!xs.is_empty()).then(|| xs.iter().filter(|&&x| f(x)).count() as f32 / xs.len() as f32)
+    };
+    RoundStats {
+        round: r,
+        method: cfg.method,
+        prompts,
+        candidates: pool.records.len(),
+        trained_on: kept.len(),
+        reward_errors: pool.records.iter().filter(|r| r.error.is_some()).count(),
+        mean_global: mean(&g),
+        frac_global_positive: frac(&|x| x > 0.0, &g),
+        mean_weight: mean(&w),
+        regions_per_image: (srum && !kept.is_empty())
+            .then(|| scores.len() as f32 / kept.len() as f32),
+        frac_regions_positive: frac(&|x| x > 0.0, &scores),
+        frac_regions_negative: frac(&|x| x < 0.0, &scores),
+        generate_s: pool.generate_s,
+        reward_s: pool.reward_s,
+        train_s: 0.0,
+        steps: cfg.train.steps_per_round,
+        final_loss: f32::NAN,
+    }
+}
+
+fn write_rounds_csv(run: &SrumRun, stats: &[RoundStats]) -> Result<()> {
+    let opt = |x: Option<f32>| x.map_or(String::new(), |v| format!("{v:.4}"));
+    let mut text = String::from(
+        "round,method,prompts,candidates,trained_on,reward_errors,mean_global,frac_global_positive,\
+         mean_weight,regions_per_image,frac_regions_positive,frac_regions_negative,generate_s,\
+         reward_s,train_s,steps,final_loss\n",
+    );
+    for s in stats {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{:.5}\n",
+            s.round,
+            match s.method {
+                Method::Srum => "srum",
+                Method::Sft => "sft",
+            },
+            s.prompts,
+            s.candidates,
+            s.trained_on,
+            s.reward_errors,
+            opt(s.mean_global),
+            opt(s.frac_global_positive),
+            opt(s.mean_weight),
+            opt(s.regions_per_image),
+            opt(s.frac_regions_positive),
+            opt(s.frac_regions_negative),
+            s.generate_s,
+            s.reward_s,
+            s.train_s,
+            s.steps,
+            s.final_loss
+        ));
+    }
+    write_atomic(&run.rounds_csv(), text.as_bytes())
+}
+
+/// Runs (or resumes) SRUM or SFT post-training into `dir`. `device` is the inference device;
+/// training uses `device.autodiff()`.
+pub fn run(
+    cfg: &SrumConfig,
+    dir: &Path,
+    device: &Device,
+    opts: &SrumOptions,
+) -> Result<SrumOutcome> {
+    cfg.validate()?;
+    let run = SrumRun(dir.to_path_buf());
+    if opts.resume && run.config().exists() {
+        let saved = SrumConfig::from_file(&run.config())?;
+        if saved != *cfg {
+            return Err(Error::Config(format!(
+                "cannot resume {}: its config.toml differs from this run's configuration",
+                dir.display()
+            )));
+        }
+    } else if run.config().exists() {
+        return Err(Error::Config(format!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out",
+            dir.display()
+        )));
+    }
+    fs::create_dir_all(run.checkpoints()).map_err(|e| io_err("create", &run.checkpoints(), e))?;
+    if !run.config().exists() {
+        write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
+        write_atomic(&run.metrics(), METRICS_HEADER.as_bytes())?;
+    }
+    // Half-written checkpoints of a killed run.
+    if let Ok(rd) = fs::read_dir(run.checkpoints()) {
+        for e in rd.filter_map(|e| e.ok()) {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    if !cfg.base.exists() {
+        return Err(Error::Config(format!(
+            "base checkpoint {} not found",
+            cfg.base.display()
+        )));
+    }
+    let prompts = training_prompts(cfg)?;
+    let grid = grid_prompts(cfg, &prompts);
+    let (base, meta) = checkpoint::load(&cfg.base, device)?;
+    let mcfg = meta.config;
+    let before = run.round(0).join("samples.png");
+    if !before.exists() {
+        write_samples(cfg, &base, &mcfg, &grid, &before, device)?;
+    }
+    drop(base);
+    let mut stats: Vec<RoundStats> = Vec::new();
+    let mut global_step = 0;
+    for r in 1..=cfg.rounds {
+        let stats_path = run.round(r).join("stats.json");
+        if run.round_model(r).exists()
+            && let Some(s) = fs::read_to_string(&stats_path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<RoundStats>(&t).ok())
+        {
+            stats.push(s);
+            global_step += cfg.train.steps_per_round;
+            continue;
+        }
+        let start = if r == 1 {
+            cfg.base.clone()
+        } else {
+            run.round_model(r - 1)
+        };
+        tracing::info!(round = r, "round starts from {}", start.display());
+        let pool = match read_pool(&run, r, mcfg.resolution)? {
+            Some(p) => p,
+            None => {
+                // The frozen judge and generator of this round: the round-start weights.
+                let (snapshot, _) = checkpoint::load(&start, device)?;
+                make_pool(
+                    cfg,
+                    &run,
+                    r,
+                    &snapshot,
+                    &mcfg,
+                    &prompts,
+                    device,
+                    opts.progress,
+                )?
+            }
+        };
+        let mut s = stats_of(cfg, r, prompts.len(), &pool);
+        tracing::info!(
+            round = r,
+            kept = s.trained_on,
+            mean_global = s.mean_global,
+            mean_weight = s.mean_weight,
+            "candidates ready"
+        );
+        let (model, last, train_s) =
+            train_round(cfg, &run, r, &start, &pool, device, opts, global_step)?;
+        global_step += cfg.train.steps_per_round;
+        s.train_s = train_s;
+        s.final_loss = last;
+        let meta = CheckpointMeta::new(mcfg.clone(), global_step, [0; 4]);
+        checkpoint::save(&model, &meta, &run.round_model(r))?;
+        let plain = checkpoint::load(&run.round_model(r), device)?.0;
+        write_samples(
+            cfg,
+            &plain,
+            &mcfg,
+            &grid,
+            &run.round(r).join("samples.png"),
+            device,
+        )?;
+        write_atomic(
+            &stats_path,
+            serde_json::to_string_pretty(&s)
+                .expect("stats serialise")
+                .as_bytes(),
+        )?;
+        stats.push(s);
+        write_rounds_csv(&run, &stats)?;
+        tracing::info!(round = r, train_s, "round done");
+    }
+    let last = run.round_model(cfg.rounds);
+    let (model, meta) = checkpoint::load(&last, device)?;
+    checkpoint::save(&model, &meta, &run.final_model())?;
+    Ok(SrumOutcome {
+        model,
+        rounds: stats,
+    })
+}
