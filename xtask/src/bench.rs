@@ -106,6 +106,56 @@ pub struct BenchArgs {
     /// The command line to record in summary.json (default: rebuilt from the flags).
     #[arg(long)]
     command: Option<String>,
+    /// Skip the labelled per-category PNG grids.
+    #[arg(long)]
+    no_grids: bool,
+}
+
+/// Which generation benchmark [`bench_checkpoint`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Compbench,
+    Reasonbench,
+}
+
+/// Benchmarks `checkpoint` on the prompts of `split` without grids (what `cargo xtask ablate`
+/// runs for every variant); returns the summary.json it wrote under `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn bench_checkpoint(
+    which: Which,
+    checkpoint: &Path,
+    split: &Path,
+    samples: usize,
+    seed: u64,
+    sampler: SamplerArgs,
+    out: &Path,
+    command: String,
+) -> Result<serde_json::Value> {
+    let a = BenchArgs {
+        checkpoint: checkpoint.to_path_buf(),
+        images: None,
+        official_results: None,
+        split: split.to_path_buf(),
+        samples: Some(samples),
+        seed,
+        sampler,
+        export: None,
+        out: Some(out.to_path_buf()),
+        command: Some(command),
+        no_grids: true,
+    };
+    match which {
+        Which::Compbench => compbench(&a)?,
+        Which::Reasonbench => reasonbench(&a)?,
+    }
+    read_summary(out)
+}
+
+/// Reads `<dir>/summary.json`.
+pub fn read_summary(dir: &Path) -> Result<serde_json::Value> {
+    let p = dir.join("summary.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
 }
 
 fn progress(n: usize, what: &str) -> ProgressBar {
@@ -195,7 +245,7 @@ fn finish(
     // The library's grids are plain contact sheets; here each row is labelled with its prompt
     // and each image with its score.
     report.write(out, None)?;
-    if let Some(images) = images {
+    if let Some(images) = images.filter(|_| !a.no_grids) {
         for cat in &report.categories {
             let mut rows: Vec<crate::plot::GridRow> = Vec::new();
             for (r, img) in report.images.iter().zip(images) {
@@ -219,7 +269,9 @@ fn finish(
             crate::plot::labelled_grid(&rows, &title, 3, &out.join(format!("grid_{cat}.png")))?;
         }
     }
-    println!("{}", report.markdown());
+    if !a.no_grids {
+        println!("{}", report.markdown());
+    }
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -313,7 +365,9 @@ fn reasonbench(a: &BenchArgs) -> Result<()> {
     finish(&mut report, a, "reasonbench", samples, &out, Some(&images))
 }
 
-fn understanding(checkpoint: &Path, split: &Path, out: &Path) -> Result<()> {
+/// The understanding benchmark of `checkpoint` (prompt match and region identification);
+/// writes summary.json and summary.md under `out`.
+pub fn understanding(checkpoint: &Path, split: &Path, out: &Path) -> Result<()> {
     let t0 = std::time::Instant::now();
     ensure!(
         checkpoint.exists(),

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation. Logic lives in the library crates; each command
 //! here parses flags, calls a library, and writes results.
 
+mod ablate;
 mod base_eval;
 mod bench;
 mod calibration;
@@ -22,6 +23,20 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run a grid of post-training variants (SRUM, SFT, ablations) from the base model, each
+    /// trained and benchmarked per seed; finished rows are skipped. Writes
+    /// results/ablation/<grid>/ (summary.csv, summary.md, one folder per variant and seed).
+    Ablate {
+        /// Grid name (configs/ablation/<name>.toml) or a path to a grid TOML.
+        #[arg(long, default_value = "default")]
+        grid: String,
+        /// Seeds of variants that do not set their own.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Run only this variant.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Check that only bench-* crates and xtask depend on scene-oracle (the benchmark judge).
     Firewall,
     /// Check the benchmark oracle on true renders, one-constraint violations and blurred,
@@ -225,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
             out_json: out,
             out_png: plot,
         })?,
+        Cmd::Ablate { grid, seeds, only } => ablate::run(&grid, seeds, only.as_deref())?,
         Cmd::CheckPrompts { dir } => bench::check_prompt_files(&dir)?,
         Cmd::PlotRun { run, out, title } => {
             plot::plot_run(&run, &out, &title)?;

@@ -51,7 +51,8 @@ pub struct TrainConfig {
     pub min_lr_ratio: f64,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
-    /// Gradients are rescaled so that their global L2 norm is at most this.
+    /// Each parameter tensor's gradient is rescaled so that its L2 norm is at most this
+    /// (burn's clipping works per tensor; SRUM post-training clips the global norm instead).
     pub grad_clip: f32,
     /// Weight of the flow loss against the answer cross-entropy.
     pub gen_loss_weight: f32,

@@ -1,0 +1,523 @@
+//! `cargo xtask ablate --grid <name|toml> --seeds N`: a grid of post-training variants from
+//! the shipped base model, each trained (`trainer::srum`) and benchmarked (CompBench-style,
+//! ReasonBench-style, understanding), with one row per variant and seed.
+//!
+//! A grid file (`configs/ablation/<name>.toml`):
+//!
+//! ```toml
+//! [defaults]                 # dotted overrides of `srum train --print-config`, every variant
+//! "prompts.count" = 1200
+//! [eval]
+//! compbench_samples = 4      # images per val prompt
+//! reasonbench_samples = 4
+//! [[variant]]
+//! name = "base"
+//! train = false              # benchmark the base checkpoint itself
+//! [[variant]]
+//! name = "sft"
+//! set = { method = "sft" }   # dotted overrides of this variant
+//! seeds = 3                  # default: --seeds
+//! ```
+//!
+//! Seed `s` sets `train.seed = s` and benchmarks with image seeds starting at `42 + 1000 s`, the
+//! same for every variant, so variants are compared on the same noise (paired by seed).
+//!
+//! Layout: runs under `runs/ablation/<grid>/<variant>-s<seed>/` (large, not committed);
+//! results under `results/ablation/<grid>/<variant>/s<seed>/` (`row.json`, the three
+//! benchmark summaries, the run's `metrics.csv`, `rounds.csv` and `config.toml`), then
+//! `summary.csv` (one row per variant and seed) and `summary.md` (mean +- std over seeds,
+//! paired deltas). A row whose `row.json` exists is not rerun, so a grid can be spread over
+//! several sittings and a finished grid reruns in seconds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use burn::prelude::*;
+use serde::Deserialize;
+use trainer::srum::{SrumConfig, SrumOptions};
+
+use crate::bench::{SamplerArgs, Which, bench_checkpoint, read_summary, understanding};
+
+/// The val split every generation benchmark reads; the test split for understanding.
+const VAL: &str = "datasets/splits/val.tsv";
+const TEST: &str = "datasets/splits/test.tsv";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grid {
+    #[serde(default)]
+    defaults: toml::Table,
+    #[serde(default)]
+    eval: EvalSettings,
+    variant: Vec<Variant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct EvalSettings {
+    compbench_samples: usize,
+    reasonbench_samples: usize,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            compbench_samples: 4,
+            reasonbench_samples: 4,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Variant {
+    name: String,
+    #[serde(default = "yes")]
+    train: bool,
+    #[serde(default)]
+    set: toml::Table,
+    seeds: Option<u64>,
+    /// What the paper reports for this row (T2I-CompBench overall, T2I-ReasonBench), for the
+    /// table.
+    paper: Option<toml::Table>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Applies dotted overrides (`"train.lambda" = 0.0`) to a configuration; an unknown key is an
+/// error naming it.
+pub fn apply_overrides(cfg: &SrumConfig, sets: &[&toml::Table]) -> Result<SrumConfig> {
+    let mut v = toml::Value::try_from(cfg)?;
+    for set in sets {
+        for (key, value) in *set {
+            let mut at = &mut v;
+            let parts: Vec<&str> = key.split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                let table = at
+                    .as_table_mut()
+                    .with_context(|| format!("override '{key}': '{part}' is not a section"))?;
+                ensure!(
+                    table.contains_key(*part),
+                    "override '{key}': no field '{part}' (see `srum train --print-config`)"
+                );
+                if i + 1 == parts.len() {
+                    table.insert(part.to_string(), value.clone());
+                    break;
+                }
+                at = table.get_mut(*part).expect("checked above");
+            }
+        }
+    }
+    let text = toml::to_string(&v)?;
+    Ok(SrumConfig::from_toml(&text)?)
+}
+
+/// Finds a grid by name (`configs/ablation/<name>.toml`) or path.
+fn grid_path(grid: &str) -> (PathBuf, String) {
+    let p = PathBuf::from(grid);
+    if p.extension().is_some_and(|e| e == "toml") {
+        let name = p
+            .file_stem()
+            .map_or("grid".into(), |s| s.to_string_lossy().to_string());
+        (p, name)
+    } else {
+        (
+            PathBuf::from(format!("configs/ablation/{grid}.toml")),
+            grid.to_string(),
+        )
+    }
+}
+
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs the grid; finished rows are skipped.
+pub fn run(grid: &str, seeds: u64, only: Option<&str>) -> Result<()> {
+    let (path, name) = grid_path(grid);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading grid {}", path.display()))?;
+    let g: Grid = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    ensure!(!g.variant.is_empty(), "{}: no [[variant]]", path.display());
+    let results = PathBuf::from("results/ablation").join(&name);
+    let runs = PathBuf::from("runs/ablation").join(&name);
+    std::fs::create_dir_all(&results)?;
+    let t0 = Instant::now();
+    let (mut done, mut skipped) = (0, 0);
+    for v in &g.variant {
+        if only.is_some_and(|o| o != v.name) {
+            continue;
+        }
+        let n = v.seeds.unwrap_or(seeds);
+        for seed in 0..n {
+            let row_dir = results.join(&v.name).join(format!("s{seed}"));
+            if row_dir.join("row.json").exists() {
+                skipped += 1;
+                continue;
+            }
+            let mut cfg = apply_overrides(&SrumConfig::default(), &[&g.defaults, &v.set])
+                .with_context(|| format!("variant '{}'", v.name))?;
+            cfg.train.seed = seed;
+            eprintln!(
+                "== {name} / {} / seed {seed} ({})",
+                v.name,
+                if v.train { "train + eval" } else { "eval" }
+            );
+            run_row(&g, v, &cfg, seed, &runs, &row_dir, &name)?;
+            done += 1;
+            write_summary(&g, &results)?;
+        }
+    }
+    write_summary(&g, &results)?;
+    eprintln!(
+        "{name}: {done} row(s) run, {skipped} already finished, in {:.0} s; {}",
+        t0.elapsed().as_secs_f64(),
+        results.join("summary.csv").display()
+    );
+    Ok(())
+}
+
+fn run_row(
+    g: &Grid,
+    v: &Variant,
+    cfg: &SrumConfig,
+    seed: u64,
+    runs: &Path,
+    row_dir: &Path,
+    grid: &str,
+) -> Result<()> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(row_dir)?;
+    let mut row = serde_json::Map::new();
+    let checkpoint = if v.train {
+        let dir = runs.join(format!("{}-s{seed}", v.name));
+        let opts = SrumOptions {
+            resume: dir.join("config.toml").exists(),
+            progress: true,
+            poison_step: None,
+        };
+        let out = trainer::srum::run(cfg, &dir, &Device::flex(), &opts)
+            .with_context(|| format!("training {}", dir.display()))?;
+        for f in ["metrics.csv", "rounds.csv", "config.toml"] {
+            std::fs::copy(dir.join(f), row_dir.join(f))?;
+        }
+        let sum =
+            |f: fn(&trainer::srum::RoundStats) -> f64| -> f64 { out.rounds.iter().map(f).sum() };
+        row.insert("generate_s".into(), sum(|s| s.generate_s).into());
+        row.insert("reward_s".into(), sum(|s| s.reward_s).into());
+        row.insert("train_s".into(), sum(|s| s.train_s).into());
+        if let Some(s) = out.rounds.last() {
+            row.insert("mean_global".into(), s.mean_global.map(f64::from).into());
+            row.insert("mean_weight".into(), s.mean_weight.map(f64::from).into());
+            row.insert("trained_on".into(), s.trained_on.into());
+        }
+        dir.join("model.safetensors")
+    } else {
+        cfg.base.clone()
+    };
+    let image_seed = bench_compbench::FIRST_SEED + 1000 * seed;
+    let sampler = SamplerArgs {
+        steps: cfg.sampler.steps,
+        cfg_scale: cfg.sampler.cfg_scale,
+        heun: cfg.sampler.heun,
+    };
+    let cmd = format!("cargo xtask ablate --grid {grid} --only {}", v.name);
+    let t_eval = Instant::now();
+    let cb = bench_checkpoint(
+        Which::Compbench,
+        &checkpoint,
+        Path::new(VAL),
+        g.eval.compbench_samples,
+        image_seed,
+        sampler,
+        &row_dir.join("compbench"),
+        cmd.clone(),
+    )?;
+    let rb = bench_checkpoint(
+        Which::Reasonbench,
+        &checkpoint,
+        Path::new(VAL),
+        g.eval.reasonbench_samples,
+        image_seed,
+        sampler,
+        &row_dir.join("reasonbench"),
+        cmd.clone(),
+    )?;
+    understanding(&checkpoint, Path::new(TEST), &row_dir.join("understanding"))?;
+    let und = read_summary(&row_dir.join("understanding"))?;
+    row.insert("eval_s".into(), t_eval.elapsed().as_secs_f64().into());
+    row.insert("variant".into(), v.name.clone().into());
+    row.insert("seed".into(), seed.into());
+    row.insert("compbench_overall".into(), cb["overall"].clone());
+    row.insert("reasonbench_overall".into(), rb["overall"].clone());
+    row.insert(
+        "understanding".into(),
+        (und["prompt_match"].as_f64().unwrap_or(f64::NAN) * 100.0).into(),
+    );
+    for s in [&cb, &rb] {
+        if let Some(cats) = s["categories"].as_object() {
+            for (k, c) in cats {
+                row.insert(k.clone(), c["score"].clone());
+            }
+        }
+    }
+    row.insert("commit".into(), commit().into());
+    row.insert("command".into(), cmd.into());
+    row.insert("wall_s".into(), t0.elapsed().as_secs_f64().into());
+    std::fs::write(
+        row_dir.join("row.json"),
+        serde_json::to_string_pretty(&row)? + "\n",
+    )?;
+    Ok(())
+}
+
+const CB: [&str; 8] = [
+    "color",
+    "shape",
+    "texture",
+    "spatial",
+    "3d_spatial",
+    "numeracy",
+    "non_spatial",
+    "complex",
+];
+const RB: [&str; 4] = ["knowledge", "arithmetic", "geometry", "composite"];
+
+/// Every finished row of a results folder, by variant in grid order.
+fn rows(g: &Grid, results: &Path) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for v in &g.variant {
+        let dir = results.join(&v.name);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut seeds: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path().join("row.json")))
+            .filter(|p| p.exists())
+            .collect();
+        seeds.sort();
+        for p in seeds {
+            out.push(serde_json::from_str(&std::fs::read_to_string(&p)?)?);
+        }
+    }
+    Ok(out)
+}
+
+fn num(r: &serde_json::Value, k: &str) -> f64 {
+    r[k].as_f64().unwrap_or(f64::NAN)
+}
+
+/// Writes `summary.csv` and `summary.md` from the rows on disk.
+fn write_summary(g: &Grid, results: &Path) -> Result<()> {
+    let rows = rows(g, results)?;
+    let mut cols = vec![
+        "variant",
+        "seed",
+        "compbench_overall",
+        "reasonbench_overall",
+        "understanding",
+    ];
+    cols.extend(CB);
+    cols.extend(RB);
+    cols.extend(["generate_s", "reward_s", "train_s", "eval_s", "commit"]);
+    let mut csv = cols.join(",") + "\n";
+    for r in &rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match &r[*c] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => {
+                    let x = n.as_f64().unwrap_or(f64::NAN);
+                    if x.fract() == 0.0 && x.abs() < 1e9 {
+                        format!("{x}")
+                    } else {
+                        format!("{x:.3}")
+                    }
+                }
+                _ => String::new(),
+            })
+            .collect();
+        csv += &(cells.join(",") + "\n");
+    }
+    std::fs::write(results.join("summary.csv"), csv)?;
+    std::fs::write(results.join("summary.md"), summary_markdown(g, &rows))?;
+    Ok(())
+}
+
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let v = if xs.len() > 1 {
+        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, v.sqrt())
+}
+
+/// Mean +- std per variant, and paired deltas (same seed) against base and SFT.
+fn summary_markdown(g: &Grid, rows: &[serde_json::Value]) -> String {
+    let by: BTreeMap<(String, u64), &serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r["variant"].as_str().unwrap_or("").to_string(),
+                    r["seed"].as_u64().unwrap_or(0),
+                ),
+                r,
+            )
+        })
+        .collect();
+    let mut md = String::from(
+        "| variant | seeds | CompBench overall | ReasonBench overall | understanding | \
+         CompBench vs base (per seed) | vs SFT (per seed) | ReasonBench vs base |\n\
+         |---|---:|---:|---:|---:|---|---|---:|\n",
+    );
+    for v in &g.variant {
+        let mine: Vec<&&serde_json::Value> = by
+            .iter()
+            .filter(|((n, _), _)| *n == v.name)
+            .map(|(_, r)| r)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let col = |k: &str| mine.iter().map(|r| num(r, k)).collect::<Vec<f64>>();
+        let fmt = |xs: &[f64]| {
+            let (m, s) = mean_std(xs);
+            if xs.len() > 1 {
+                format!("{m:.1} ± {s:.1}")
+            } else {
+                format!("{m:.1}")
+            }
+        };
+        let delta = |other: &str, k: &str| -> String {
+            let d: Vec<f64> = mine
+                .iter()
+                .filter_map(|r| {
+                    let s = r["seed"].as_u64()?;
+                    let o = by.get(&(other.to_string(), s))?;
+                    Some(num(r, k) - num(o, k))
+                })
+                .collect();
+            if d.is_empty() || v.name == other {
+                return "".into();
+            }
+            let (m, _) = mean_std(&d);
+            let each: Vec<String> = d.iter().map(|x| format!("{x:+.1}")).collect();
+            format!("{m:+.1} ({})", each.join(", "))
+        };
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            v.name,
+            mine.len(),
+            fmt(&col("compbench_overall")),
+            fmt(&col("reasonbench_overall")),
+            fmt(&col("understanding")),
+            delta("base", "compbench_overall"),
+            delta("sft", "compbench_overall"),
+            delta("base", "reasonbench_overall"),
+        );
+    }
+    md += "\nPer category (mean over seeds):\n\n| variant |";
+    for c in CB.iter().chain(RB.iter()) {
+        md += &format!(" {c} |");
+    }
+    md += "\n|---|";
+    md += &"---:|".repeat(CB.len() + RB.len());
+    md += "\n";
+    for v in &g.variant {
+        let mine: Vec<&serde_json::Value> = rows
+            .iter()
+            .filter(|r| r["variant"].as_str() == Some(&v.name))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        md += &format!("| {} |", v.name);
+        for c in CB.iter().chain(RB.iter()) {
+            let xs: Vec<f64> = mine.iter().map(|r| num(r, c)).collect();
+            md += &format!(" {:.1} |", mean_std(&xs).0);
+        }
+        md += "\n";
+    }
+    if g.variant.iter().any(|v| v.paper.is_some()) {
+        md += "\nThe paper's numbers (T2I-CompBench overall, T2I-ReasonBench; a 7B BAGEL, not comparable in level, only in direction):\n\n| variant | CompBench | ReasonBench |\n|---|---:|---:|\n";
+        for v in &g.variant {
+            if let Some(p) = &v.paper {
+                let get = |k: &str| {
+                    p.get(k)
+                        .and_then(|x| x.as_float().or(x.as_integer().map(|i| i as f64)))
+                        .map_or("-".into(), |x| format!("{x:.2}"))
+                };
+                md += &format!(
+                    "| {} | {} | {} |\n",
+                    v.name,
+                    get("compbench"),
+                    get("reasonbench")
+                );
+            }
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_reach_nested_fields_and_unknown_keys_fail() {
+        let mut set = toml::Table::new();
+        set.insert("train.lambda".into(), toml::Value::Float(0.0));
+        set.insert("method".into(), toml::Value::String("sft".into()));
+        set.insert("reward.use_global".into(), toml::Value::Boolean(false));
+        let c = apply_overrides(&SrumConfig::default(), &[&set]).unwrap();
+        assert_eq!(c.train.lambda, 0.0);
+        assert_eq!(c.method, trainer::srum::Method::Sft);
+        assert!(!c.reward.use_global && c.reward.use_local);
+        let mut bad = toml::Table::new();
+        bad.insert("train.lamda".into(), toml::Value::Float(0.0));
+        let e = apply_overrides(&SrumConfig::default(), &[&bad]).unwrap_err();
+        assert!(e.to_string().contains("lamda"), "{e}");
+        // Values are still validated: a signed map deeper than lambda is refused.
+        let mut unsafe_ = toml::Table::new();
+        unsafe_.insert("reward.map".into(), toml::Value::String("signed".into()));
+        unsafe_.insert("train.lambda".into(), toml::Value::Float(0.1));
+        assert!(apply_overrides(&SrumConfig::default(), &[&unsafe_]).is_err());
+    }
+
+    #[test]
+    fn the_table_pairs_deltas_by_seed() {
+        let g: Grid = toml::from_str(
+            "[[variant]]\nname = \"base\"\ntrain = false\n[[variant]]\nname = \"srum\"\n",
+        )
+        .unwrap();
+        let row = |v: &str, seed: u64, cb: f64| {
+            serde_json::json!({"variant": v, "seed": seed, "compbench_overall": cb,
+                "reasonbench_overall": 10.0, "understanding": 60.0})
+        };
+        let rows = vec![
+            row("base", 0, 3.0),
+            row("base", 1, 5.0),
+            row("srum", 0, 4.0),
+            row("srum", 1, 8.0),
+        ];
+        let md = summary_markdown(&g, &rows);
+        // srum - base per seed: +1.0 and +3.0, mean +2.0; means 4.0 +- 1.4 and 6.0 +- 2.8.
+        assert!(md.contains("+2.0 (+1.0, +3.0)"), "{md}");
+        assert!(md.contains("| base | 2 | 4.0 ± 1.4 |"), "{md}");
+        assert!(md.contains("| srum | 2 | 6.0 ± 2.8 |"), "{md}");
+    }
+}
