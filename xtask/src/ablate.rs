@@ -179,6 +179,9 @@ pub fn run(grid: &str, seeds: u64, only: Option<&str>) -> Result<()> {
         }
     }
     write_summary(&g, &results)?;
+    for f in crate::ablation_plot::plot_grid(&results)? {
+        eprintln!("wrote {}", f.display());
+    }
     eprintln!(
         "{name}: {done} row(s) run, {skipped} already finished, in {:.0} s; {}",
         t0.elapsed().as_secs_f64(),

@@ -2,6 +2,7 @@
 //! here parses flags, calls a library, and writes results.
 
 mod ablate;
+mod ablation_plot;
 mod base_eval;
 mod bench;
 mod calibration;
@@ -37,6 +38,9 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Redraw every ablation plot from the committed CSVs (results/ablation/<grid>/summary.csv
+    /// and each variant's metrics.csv) without rerunning anything.
+    Plot,
     /// Check that only bench-* crates and xtask depend on scene-oracle (the benchmark judge).
     Firewall,
     /// Check the benchmark oracle on true renders, one-constraint violations and blurred,
@@ -241,6 +245,19 @@ fn run(cli: Cli) -> Result<()> {
             out_png: plot,
         })?,
         Cmd::Ablate { grid, seeds, only } => ablate::run(&grid, seeds, only.as_deref())?,
+        Cmd::Plot => {
+            let mut grids: Vec<PathBuf> = std::fs::read_dir("results/ablation")
+                .context("reading results/ablation (run from the repository root)")?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("summary.csv").exists())
+                .collect();
+            grids.sort();
+            for g in grids {
+                for f in ablation_plot::plot_grid(&g)? {
+                    println!("wrote {}", f.display());
+                }
+            }
+        }
         Cmd::CheckPrompts { dir } => bench::check_prompt_files(&dir)?,
         Cmd::PlotRun { run, out, title } => {
             plot::plot_run(&run, &out, &title)?;
