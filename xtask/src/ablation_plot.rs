@@ -317,6 +317,9 @@ where
     Ok(())
 }
 
+/// A variant's colour index, name and (step, loss, mean reward) points.
+type CurveRun = (usize, String, Vec<(f64, f64, f64)>);
+
 /// (step, loss, mean reward) of a run's metrics.csv across rounds.
 fn read_curve(path: &Path) -> Result<Vec<(f64, f64, f64)>> {
     let text =
@@ -342,7 +345,7 @@ fn read_curve(path: &Path) -> Result<Vec<(f64, f64, f64)>> {
 
 fn curves_on<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    runs: &[(usize, String, Vec<(f64, f64, f64)>)],
+    runs: &[CurveRun],
     title: &str,
 ) -> Result<()>
 where
