@@ -502,6 +502,24 @@ mod tests {
     }
 
     #[test]
+    fn every_committed_grid_parses_and_its_overrides_apply() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/ablation");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let g: Grid = toml::from_str(&std::fs::read_to_string(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            for v in &g.variant {
+                let c = apply_overrides(&SrumConfig::default(), &[&g.defaults, &v.set])
+                    .unwrap_or_else(|e| panic!("{} / {}: {e:#}", p.display(), v.name));
+                assert!(c.prompts.split.ends_with("train.tsv"), "{}", v.name);
+            }
+            n += 1;
+        }
+        assert!(n >= 3, "{n} grids");
+    }
+
+    #[test]
     fn the_table_pairs_deltas_by_seed() {
         let g: Grid = toml::from_str(
             "[[variant]]\nname = \"base\"\ntrain = false\n[[variant]]\nname = \"srum\"\n",

@@ -37,6 +37,10 @@ enum Cmd {
         /// Run only this variant.
         #[arg(long)]
         only: Option<String>,
+        /// `quick`: the quick grid (fewer prompts and steps, one seed; what the README's main
+        /// job runs). Overrides --grid and --seeds.
+        #[arg(long, value_parser = ["quick"])]
+        preset: Option<String>,
     },
     /// Redraw every ablation plot from the committed CSVs (results/ablation/<grid>/summary.csv
     /// and each variant's metrics.csv) without rerunning anything.
@@ -244,7 +248,15 @@ fn run(cli: Cli) -> Result<()> {
             out_json: out,
             out_png: plot,
         })?,
-        Cmd::Ablate { grid, seeds, only } => ablate::run(&grid, seeds, only.as_deref())?,
+        Cmd::Ablate {
+            grid,
+            seeds,
+            only,
+            preset,
+        } => match preset.as_deref() {
+            Some(p) => ablate::run(p, 1, only.as_deref())?,
+            None => ablate::run(&grid, seeds, only.as_deref())?,
+        },
         Cmd::Plot => {
             let mut grids: Vec<PathBuf> = std::fs::read_dir("results/ablation")
                 .context("reading results/ablation (run from the repository root)")?
