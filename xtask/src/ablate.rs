@@ -384,8 +384,9 @@ fn summary_markdown(g: &Grid, rows: &[serde_json::Value]) -> String {
         .collect();
     let mut md = String::from(
         "| variant | seeds | CompBench overall | ReasonBench overall | understanding | \
-         CompBench vs base (per seed) | vs SFT (per seed) | ReasonBench vs base |\n\
-         |---|---:|---:|---:|---:|---|---|---:|\n",
+         CompBench vs base (per seed) | CompBench vs SFT (per seed) | ReasonBench vs base | \
+         ReasonBench vs SFT | understanding vs base |\n\
+         |---|---:|---:|---:|---:|---|---|---|---|---:|\n",
     );
     for v in &g.variant {
         let mine: Vec<&&serde_json::Value> = by
@@ -405,7 +406,11 @@ fn summary_markdown(g: &Grid, rows: &[serde_json::Value]) -> String {
                 format!("{m:.1}")
             }
         };
-        let delta = |other: &str, k: &str| -> String {
+        // Paired by seed; the base row gets none (it is what the others are compared with).
+        let delta = |other: &str, k: &str, each: bool| -> String {
+            if v.name == other || v.name == "base" {
+                return String::new();
+            }
             let d: Vec<f64> = mine
                 .iter()
                 .filter_map(|r| {
@@ -414,23 +419,28 @@ fn summary_markdown(g: &Grid, rows: &[serde_json::Value]) -> String {
                     Some(num(r, k) - num(o, k))
                 })
                 .collect();
-            if d.is_empty() || v.name == other {
-                return "".into();
+            if d.is_empty() {
+                return String::new();
             }
             let (m, _) = mean_std(&d);
-            let each: Vec<String> = d.iter().map(|x| format!("{x:+.1}")).collect();
-            format!("{m:+.1} ({})", each.join(", "))
+            if !each {
+                return format!("{m:+.1}");
+            }
+            let per: Vec<String> = d.iter().map(|x| format!("{x:+.1}")).collect();
+            format!("{m:+.1} ({})", per.join(", "))
         };
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             v.name,
             mine.len(),
             fmt(&col("compbench_overall")),
             fmt(&col("reasonbench_overall")),
             fmt(&col("understanding")),
-            delta("base", "compbench_overall"),
-            delta("sft", "compbench_overall"),
-            delta("base", "reasonbench_overall"),
+            delta("base", "compbench_overall", true),
+            delta("sft", "compbench_overall", true),
+            delta("base", "reasonbench_overall", true),
+            delta("sft", "reasonbench_overall", true),
+            delta("base", "understanding", false),
         );
     }
     md += "\nPer category (mean over seeds):\n\n| variant |";
