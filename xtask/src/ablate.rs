@@ -38,6 +38,7 @@ use burn::prelude::*;
 use serde::Deserialize;
 use trainer::srum::{SrumConfig, SrumOptions};
 
+use crate::ablation_plot::mean_std;
 use crate::bench::{SamplerArgs, Which, bench_checkpoint, read_summary, understanding};
 
 /// The val split every generation benchmark reads; the test split for understanding.
@@ -284,7 +285,8 @@ fn run_row(
     Ok(())
 }
 
-const CB: [&str; 8] = [
+/// The CompBench-style categories, in the order of the tables.
+pub const CB: [&str; 8] = [
     "color",
     "shape",
     "texture",
@@ -294,7 +296,8 @@ const CB: [&str; 8] = [
     "non_spatial",
     "complex",
 ];
-const RB: [&str; 4] = ["knowledge", "arithmetic", "geometry", "composite"];
+/// The ReasonBench-style dimensions.
+pub const RB: [&str; 4] = ["knowledge", "arithmetic", "geometry", "composite"];
 
 /// Every finished row of a results folder, by variant in grid order.
 fn rows(g: &Grid, results: &Path) -> Result<Vec<serde_json::Value>> {
@@ -355,17 +358,6 @@ fn write_summary(g: &Grid, results: &Path) -> Result<()> {
     std::fs::write(results.join("summary.csv"), csv)?;
     std::fs::write(results.join("summary.md"), summary_markdown(g, &rows))?;
     Ok(())
-}
-
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let m = xs.iter().sum::<f64>() / n;
-    let v = if xs.len() > 1 {
-        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, v.sqrt())
 }
 
 /// Mean +- std per variant, and paired deltas (same seed) against base and SFT.

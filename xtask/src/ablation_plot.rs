@@ -69,7 +69,8 @@ fn variants(rows: &[Row]) -> Vec<String> {
     v
 }
 
-fn mean_std(xs: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (0 for one value, NaN mean for none).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     if xs.is_empty() {
         return (f64::NAN, 0.0);
@@ -107,32 +108,20 @@ fn paired(rows: &[Row], variant: &str, other: &str, col: &str) -> Option<(f64, f
     (!d.is_empty()).then(|| mean_std(&d))
 }
 
-const PANELS: [(&str, &[&str]); 2] = [
-    (
-        "CompBench-style (val, points)",
-        &[
-            "compbench_overall",
-            "color",
-            "shape",
-            "texture",
-            "spatial",
-            "3d_spatial",
-            "numeracy",
-            "non_spatial",
-            "complex",
-        ],
-    ),
-    (
-        "ReasonBench-style (val, points)",
-        &[
-            "reasonbench_overall",
-            "knowledge",
-            "arithmetic",
-            "geometry",
-            "composite",
-        ],
-    ),
-];
+/// The two panels: each benchmark's overall score, then its categories.
+fn bench_panels() -> [(&'static str, Vec<&'static str>); 2] {
+    use crate::ablate::{CB, RB};
+    [
+        (
+            "CompBench-style (val, points)",
+            std::iter::once("compbench_overall").chain(CB).collect(),
+        ),
+        (
+            "ReasonBench-style (val, points)",
+            std::iter::once("reasonbench_overall").chain(RB).collect(),
+        ),
+    ]
+}
 
 /// Distinct colours (Tableau 10), then repeating.
 fn colour(i: usize) -> RGBColor {
@@ -171,7 +160,7 @@ where
     let root = root.titled(title, ("sans-serif", 22))?;
     let vs = variants(rows);
     let panels = root.split_evenly((2, 1));
-    for (area, (name, cols)) in panels.iter().zip(PANELS) {
+    for (area, (name, cols)) in panels.iter().zip(bench_panels()) {
         let top = cols
             .iter()
             .flat_map(|c| vs.iter().map(move |v| (v, c)))
