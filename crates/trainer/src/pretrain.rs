@@ -112,17 +112,12 @@ impl PretrainConfig {
 
     /// Parses and checks a TOML run configuration.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let c: PretrainConfig =
-            toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))?;
-        c.validate()?;
-        Ok(c)
+        parse_toml(text, Self::validate)
     }
 
     /// Reads a run configuration file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        read_toml(path, Self::from_toml)
     }
 
     /// The TOML text.
@@ -156,8 +151,25 @@ impl PretrainConfig {
     }
 }
 
+/// A configuration parsed from TOML (errors in one line) and checked by `validate`.
+pub(crate) fn parse_toml<C: serde::de::DeserializeOwned>(
+    text: &str,
+    validate: fn(&C) -> Result<()>,
+) -> Result<C> {
+    let c: C = toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))?;
+    validate(&c)?;
+    Ok(c)
+}
+
+/// A configuration file read and parsed by `parse`; errors name the file.
+pub(crate) fn read_toml<C>(path: &Path, parse: fn(&str) -> Result<C>) -> Result<C> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
 /// TOML errors span several lines (a caret under the culprit); keep the message to one.
-pub(crate) fn one_line(s: &str) -> String {
+fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| "^ ".contains(c)))

@@ -318,17 +318,12 @@ impl SrumConfig {
     /// Parses and checks a TOML configuration. Missing sections are errors (a run's
     /// `config.toml` is complete); write one with `srum train --print-config`.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let c: SrumConfig = toml::from_str(text)
-            .map_err(|e| Error::Config(crate::pretrain::one_line(&e.to_string())))?;
-        c.validate()?;
-        Ok(c)
+        crate::pretrain::parse_toml(text, Self::validate)
     }
 
     /// Reads a configuration file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        crate::pretrain::read_toml(path, Self::from_toml)
     }
 
     /// The TOML text.
