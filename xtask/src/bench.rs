@@ -38,6 +38,9 @@ pub enum BenchCmd {
         #[arg(long, default_value = "out/bench/understanding")]
         out: PathBuf,
     },
+    /// Burn against PyTorch on this machine: training step, sampling, MFU, SRUM round cost;
+    /// writes results/speed.json and results/speed.md (see xtask/src/speed.rs).
+    Speed(crate::speed::SpeedArgs),
 }
 
 /// The sampler flags every generating command shares.
@@ -285,6 +288,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             split,
             out,
         } => understanding(&checkpoint, &split, &out),
+        BenchCmd::Speed(a) => crate::speed::run(&a),
     }
 }
 

@@ -8,6 +8,7 @@ mod bench;
 mod calibration;
 mod firewall;
 mod plot;
+mod speed;
 mod tch;
 
 use std::path::PathBuf;

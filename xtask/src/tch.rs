@@ -36,8 +36,30 @@ fn torch_lib(venv: &Path) -> Result<PathBuf> {
     bail!("no torch/lib with libtorch_cpu.so under {}", lib.display())
 }
 
-/// Installs torch if needed, builds srum with `tch`, runs it with `args`.
-pub fn run(args: &[String]) -> Result<()> {
+/// The PyTorch 2.9.0 install that burn-tch links against.
+#[derive(Debug, Clone)]
+pub struct Torch {
+    /// The virtual environment's python (the PyTorch reference runs on it).
+    pub python: PathBuf,
+    /// `.../site-packages/torch` (what `LIBTORCH` names).
+    pub dir: PathBuf,
+    /// `.../torch/lib` (what `LD_LIBRARY_PATH` needs).
+    pub lib: PathBuf,
+}
+
+impl Torch {
+    /// `LD_LIBRARY_PATH` with the torch libraries first.
+    pub fn ld_library_path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.lib.display(),
+            std::env::var("LD_LIBRARY_PATH").unwrap_or_default()
+        )
+    }
+}
+
+/// Sets up `.venv-torch` with torch 2.9.0 if it is not there yet.
+pub fn ensure_torch() -> Result<Torch> {
     let venv = PathBuf::from(VENV);
     let py = venv.join("bin/python");
     if torch_lib(&venv).is_err() {
@@ -45,26 +67,47 @@ pub fn run(args: &[String]) -> Result<()> {
         status(Command::new("python3").args(["-m", "venv", VENV]))?;
         status(Command::new(&py).args(["-m", "pip", "install", TORCH]))?;
     }
-    let lib = torch_lib(&venv)?;
-    let torch_dir = lib
+    let lib = torch_lib(&venv)?.canonicalize()?;
+    let dir = lib
         .parent()
         .context("torch/lib has a parent")?
-        .canonicalize()?;
+        .to_path_buf();
+    Ok(Torch {
+        python: py.canonicalize()?,
+        dir,
+        lib,
+    })
+}
+
+/// Builds `bin` of `package` with the `tch` feature into `target/tch` (its own folder, so the
+/// default build is not disturbed); returns the binary's path.
+pub fn build_with_tch(torch: &Torch, package: &str, bin: &str) -> Result<PathBuf> {
     status(
         Command::new("cargo")
-            .args(["build", "--release", "-p", "trainer", "--features", "tch"])
-            .env("LIBTORCH", &torch_dir)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                package,
+                "--features",
+                "tch",
+                "--bin",
+                bin,
+            ])
+            .env("LIBTORCH", &torch.dir)
             .env("LIBTORCH_CXX11_ABI", "1")
             .env("CARGO_TARGET_DIR", "target/tch"),
     )?;
-    let ld = format!(
-        "{}:{}",
-        lib.canonicalize()?.display(),
-        std::env::var("LD_LIBRARY_PATH").unwrap_or_default()
-    );
+    Ok(PathBuf::from("target/tch/release").join(bin))
+}
+
+/// Installs torch if needed, builds srum with `tch`, runs it with `args`.
+pub fn run(args: &[String]) -> Result<()> {
+    let torch = ensure_torch()?;
+    let srum = build_with_tch(&torch, "trainer", "srum")?;
     status(
-        Command::new("target/tch/release/srum")
+        Command::new(srum)
             .args(args)
-            .env("LD_LIBRARY_PATH", ld),
+            .env("LD_LIBRARY_PATH", torch.ld_library_path()),
     )
 }

@@ -38,6 +38,7 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::module::linear;
 
 use crate::UmmConfig;
 use crate::config::MIN_FLOW_TIME;
@@ -114,7 +115,8 @@ pub struct Block {
 }
 
 impl Block {
-    fn init(c: &UmmConfig, device: &Device) -> Self {
+    /// A freshly initialised layer (public for the micro-benchmarks).
+    pub fn init(c: &UmmConfig, device: &Device) -> Self {
         Block {
             und: Expert::init(c, device),
             gen_expert: (!c.dense).then(|| Expert::init(c, device)),
@@ -125,35 +127,112 @@ impl Block {
     /// # Shapes
     /// - `x`: `[batch, seq, d_model]`, the first `split` tokens understanding, the rest generation
     /// - `bias`: `[batch, 1, seq, seq]` additive attention mask (0 or a large negative number)
-    fn forward(&self, x: Tensor<3>, split: usize, bias: Tensor<4>) -> Tensor<3> {
-        let [b, s, d] = x.dims();
-        let gen_e = self.gen_expert.as_ref().unwrap_or(&self.und);
-        // Apply a per-expert function to each segment and put the sequence back together.
-        let per_expert = |x: Tensor<3>, f: &dyn Fn(&Expert, Tensor<3>) -> Tensor<3>| {
-            let mut parts = Vec::new();
-            if split > 0 {
-                parts.push(f(&self.und, x.clone().slice_dim(1, 0..split)));
-            }
-            if split < s {
-                parts.push(f(gen_e, x.slice_dim(1, split..s)));
-            }
-            Tensor::cat(parts, 1)
-        };
-        let qkv = per_expert(x.clone(), &|e, t| e.qkv.forward(e.norm1.forward(t))); // [b, s, 3d]
-        let h = self.n_heads;
-        let hd = d / h;
-        let heads = |t: Tensor<3>| t.reshape([b, s, h, hd]).swap_dims(1, 2); // [b, h, s, hd]
-        let q = heads(qkv.clone().slice_dim(2, 0..d));
-        let k = heads(qkv.clone().slice_dim(2, d..2 * d));
-        let v = heads(qkv.slice_dim(2, 2 * d..3 * d));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias; // [b, h, s, s]
-        let att = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([b, s, d]);
-        let x = x + per_expert(att, &|e, t| e.out.forward(t));
-        x.clone() + per_expert(x, &|e, t| e.mlp(t))
+    pub fn forward(&self, x: Tensor<3>, split: usize, bias: Tensor<4>) -> Tensor<3> {
+        let s = x.dims()[1];
+        let und = (split > 0).then(|| x.clone().slice_dim(1, 0..split));
+        let gen_x = (split < s).then(|| x.slice_dim(1, split..s));
+        let (u, g) = self.forward_segments(und, gen_x, &split_bias(bias, split));
+        Tensor::cat(u.into_iter().chain(g).collect(), 1)
     }
+
+    /// The layer on the sequence kept as its two segments: the understanding tokens `und`
+    /// (`[batch, split, d]`) and the generation tokens `gen_x` (`[batch, seq - split, d]`),
+    /// either possibly absent; `bias` holds the mask's rows of each segment (see
+    /// [`split_bias`]). Each segment's projections and MLP run on its own expert; only the keys
+    /// and values are joined, for the shared attention. Keeping the segments apart means the
+    /// backward pass never has to scatter a gradient into a slice of the whole sequence.
+    pub fn forward_segments(
+        &self,
+        und: Option<Tensor<3>>,
+        gen_x: Option<Tensor<3>>,
+        bias: &[Option<Tensor<4>>; 2],
+    ) -> (Option<Tensor<3>>, Option<Tensor<3>>) {
+        let gen_e = self.gen_expert.as_ref().unwrap_or(&self.und);
+        let experts = [&self.und, gen_e];
+        let xs = [und, gen_x];
+        let d = xs.iter().flatten().next().map_or(0, |x| x.dims()[2]);
+        let hd = d / self.n_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        // Queries (pre-scaled), keys and values of each segment, from slices of the packed
+        // QKV weights (slicing the small weights, not the activations).
+        let qkv: Vec<Option<[Tensor<3>; 3]>> = xs
+            .iter()
+            .zip(experts)
+            .map(|(x, e)| {
+                x.as_ref().map(|x| {
+                    let h = e.norm1.forward(x.clone());
+                    let w = e.qkv.weight.val();
+                    let b = e.qkv.bias.as_ref().map(|b| b.val());
+                    let part = |i: usize| {
+                        let r = i * d..(i + 1) * d;
+                        linear(
+                            h.clone(),
+                            w.clone().slice_dim(1, r.clone()),
+                            b.clone().map(|b| b.slice_dim(0, r)),
+                        )
+                    };
+                    [part(0).mul_scalar(scale), part(1), part(2)]
+                })
+            })
+            .collect();
+        let joined = |i: usize| {
+            let parts: Vec<Tensor<3>> = qkv.iter().flatten().map(|p| p[i].clone()).collect();
+            split_heads(Tensor::cat(parts, 1), self.n_heads)
+        };
+        let (k, v) = (joined(1), joined(2));
+        let mut out = [None, None];
+        for (j, (x, e)) in xs.into_iter().zip(experts).enumerate() {
+            let (Some(x), Some(p)) = (x, &qkv[j]) else {
+                continue;
+            };
+            let q = split_heads(p[0].clone(), self.n_heads);
+            let mut scores = q.matmul(k.clone().swap_dims(2, 3)); // [b, h, s_j, s]
+            if let Some(bias) = &bias[j] {
+                scores = scores + bias.clone();
+            }
+            let att = merge_heads(softmax(scores, 3).matmul(v.clone()));
+            let x = x + e.out.forward(att);
+            out[j] = Some(x.clone() + e.mlp(x));
+        }
+        let [u, g] = out;
+        (u, g)
+    }
+}
+
+/// `[batch, seq, d]` to heads `[batch, heads, seq, d / heads]`.
+fn split_heads(t: Tensor<3>, n_heads: usize) -> Tensor<4> {
+    let [b, s, d] = t.dims();
+    t.reshape([b, s, n_heads, d / n_heads]).swap_dims(1, 2)
+}
+
+/// Inverse of [`split_heads`].
+fn merge_heads(t: Tensor<4>) -> Tensor<3> {
+    let [b, h, s, hd] = t.dims();
+    t.swap_dims(1, 2).reshape([b, s, h * hd])
+}
+
+/// The rows of a mask `[batch, 1, seq, seq]` that belong to the queries of each segment
+/// (understanding `0..split`, generation `split..`), for [`Block::forward_segments`].
+pub fn split_bias(bias: Tensor<4>, split: usize) -> [Option<Tensor<4>>; 2] {
+    let s = bias.dims()[2];
+    [
+        (split > 0).then(|| bias.clone().slice_dim(2, 0..split)),
+        (split < s).then(|| bias.slice_dim(2, split..s)),
+    ]
+}
+
+/// Multi-head scaled dot-product attention of packed projections `qkv: [batch, seq, 3 d]`
+/// (queries, keys, values side by side) under an additive mask `bias: [batch, 1, seq, seq]`;
+/// returns `[batch, seq, d]`. (The model computes the same per segment, in
+/// [`Block::forward_segments`].)
+pub fn attention(qkv: Tensor<3>, n_heads: usize, bias: Tensor<4>) -> Tensor<3> {
+    let d = qkv.dims()[2] / 3;
+    let hd = d / n_heads;
+    let q = split_heads(qkv.clone().slice_dim(2, 0..d), n_heads);
+    let k = split_heads(qkv.clone().slice_dim(2, d..2 * d), n_heads);
+    let v = split_heads(qkv.slice_dim(2, 2 * d..3 * d), n_heads);
+    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
+    merge_heads(softmax(scores, 3).matmul(v))
 }
 
 /// What the model is given. Every part but the text is optional.
@@ -270,7 +349,8 @@ impl Umm {
                 .unsqueeze_dim::<2>(0)
                 .repeat_dim(0, b)
         };
-        // Embed each segment: [b, len, d].
+        // Embed each part: [b, len, d]. Text and the understanding image form the
+        // understanding segment, the noisy patches the generation segment.
         let mut parts =
             vec![self.tok.forward(input.text.clone()) + self.text_pos.forward(positions(t))];
         let nu = input.und_image.as_ref().map_or(0, |x| x.dims()[1]);
@@ -281,40 +361,40 @@ impl Umm {
             };
             let mut h = self.und_in_norm.forward(self.und_in.forward(img))
                 + self.und_pos.forward(positions(nu));
-            if !self.und_encoder.is_empty() {
-                // Every image token sees every other: no mask.
-                let open = Tensor::<4>::zeros([b, 1, nu, nu], &device);
-                for block in &self.und_encoder {
-                    h = block.forward(h, nu, open.clone());
-                }
+            // Every image token sees every other: no mask.
+            for block in &self.und_encoder {
+                h = block
+                    .forward_segments(Some(h), None, &[None, None])
+                    .0
+                    .expect("und in");
             }
             parts.push(h);
         }
         let ng = input.gen_image.as_ref().map_or(0, |(x, _)| x.dims()[1]);
         let gen_input = input.gen_image.clone();
-        if let Some((img, time)) = input.gen_image {
+        let mut xg = input.gen_image.map(|(img, time)| {
             let temb = self
                 .time2
                 .forward(silu(self.time1.forward(self.time_features(time)))); // [b, d]
-            parts.push(
-                self.gen_in.forward(img)
-                    + self.gen_pos.forward(positions(ng))
-                    + temb.unsqueeze_dim::<3>(1),
-            );
-        }
-        let mut x = Tensor::cat(parts, 1); // [b, seq, d]
+            self.gen_in.forward(img)
+                + self.gen_pos.forward(positions(ng))
+                + temb.unsqueeze_dim::<3>(1)
+        });
+        let mut xu = Some(if parts.len() == 1 {
+            parts.pop().expect("the text part")
+        } else {
+            Tensor::cat(parts, 1)
+        }); // [b, t + nu, d]
         let split = t + nu;
-        let bias = attention_bias(&input.text, nu, ng); // [b, 1, seq, seq]
+        let bias = split_bias(attention_bias(&input.text, nu, ng), split); // rows of [b, 1, seq, seq]
         for block in &self.blocks {
-            x = block.forward(x, split, bias.clone());
+            (xu, xg) = block.forward_segments(xu, xg, &bias);
         }
-        let logits = self
-            .lm_head
-            .forward(self.und_norm.forward(x.clone().slice_dim(1, 0..t)));
-        let velocity = gen_input.map(|(xt, time)| {
-            let head = self
-                .velocity_head
-                .forward(self.gen_norm.forward(x.slice_dim(1, split..split + ng)));
+        let xu = xu.expect("the understanding segment always has the text");
+        let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
+        let logits = self.lm_head.forward(self.und_norm.forward(text_out));
+        let velocity = gen_input.zip(xg).map(|((xt, time), xg)| {
+            let head = self.velocity_head.forward(self.gen_norm.forward(xg));
             if self.predict_clean {
                 // x-prediction: the head gives the clean patches; v = (x_t - x0) / t.
                 let t = time

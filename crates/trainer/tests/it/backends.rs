@@ -25,11 +25,12 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.to_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
-/// Forward outputs, then the losses before and after one AdamW step, on `kind` and on flex.
-fn equivalent(kind: DeviceKind) {
+/// Forward outputs, then the losses before and after one AdamW step, on `kind` and on
+/// `reference`.
+fn equivalent(kind: DeviceKind, reference: DeviceKind) {
     let cfg = UmmConfig::micro();
     let tok = WordTokenizer::compworld();
-    let results: Vec<(Vec<f32>, Vec<f32>, [f32; 4])> = [DeviceKind::Cpu, kind]
+    let results: Vec<(Vec<f32>, Vec<f32>, [f32; 4])> = [reference, kind]
         .into_iter()
         .map(|k| {
             let dev = device(k).unwrap().autodiff();
@@ -68,8 +69,9 @@ fn equivalent(kind: DeviceKind) {
     let dv = max_diff(a.1.clone(), b.1.clone());
     let dloss = max_diff(a.2.to_vec(), b.2.to_vec());
     eprintln!(
-        "{} vs cpu: logits {dl:.2e}, velocity {dv:.2e}, losses {dloss:.2e} ({:?} vs {:?})",
+        "{} vs {}: logits {dl:.2e}, velocity {dv:.2e}, losses {dloss:.2e} ({:?} vs {:?})",
         kind.name(),
+        reference.name(),
         b.2,
         a.2
     );
@@ -81,17 +83,29 @@ fn equivalent(kind: DeviceKind) {
 #[cfg(feature = "tch")]
 #[test]
 fn tch_cpu_matches_cpu() {
-    equivalent(DeviceKind::TchCpu);
+    equivalent(DeviceKind::TchCpu, DeviceKind::Cpu);
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_cpu() {
-    equivalent(DeviceKind::Wgpu);
+    equivalent(DeviceKind::Wgpu, DeviceKind::Cpu);
 }
 
 #[cfg(feature = "ndarray")]
 #[test]
 fn ndarray_matches_cpu() {
-    equivalent(DeviceKind::Ndarray);
+    equivalent(DeviceKind::Ndarray, DeviceKind::Cpu);
+}
+
+#[cfg(all(feature = "tch", feature = "ndarray"))]
+#[test]
+fn tch_cpu_matches_ndarray() {
+    equivalent(DeviceKind::TchCpu, DeviceKind::Ndarray);
+}
+
+#[cfg(all(feature = "wgpu", feature = "ndarray"))]
+#[test]
+fn wgpu_matches_ndarray() {
+    equivalent(DeviceKind::Wgpu, DeviceKind::Ndarray);
 }

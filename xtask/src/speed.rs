@@ -1,0 +1,454 @@
+//! `cargo xtask bench speed`: Burn against PyTorch on this machine, in one run.
+//!
+//! Builds `burn-speed` for the default CPU backend (flex) and for libtorch (`--features tch`,
+//! against `.venv-torch`), exports the fixed inputs (`burn-speed export`), then alternates
+//! the contenders round by round (Burn flex, Burn tch-cpu, PyTorch eager, PyTorch
+//! `torch.compile`: A B C D A B C D ...), one process per measurement, and writes
+//! `results/speed.json` and `results/speed.md`: median training-step time of each, the ratio
+//! Burn / PyTorch, achieved GFLOP/s and MFU against the machine's matmul peak (a 2048^3 sgemm
+//! through torch's MKL/oneDNN, measured once per round), sampling images/s, and the cost of a
+//! SRUM round at three prompt counts (flex; generation, self-reward and training phases).
+//!
+//! Every contender starts from the same weights and batch; their losses are compared step by
+//! step (`loss_check`), so the race is between implementations of one computation.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::tch::{Torch, build_with_tch, ensure_torch};
+
+#[derive(Args, Debug, Clone)]
+pub struct SpeedArgs {
+    /// Measured rounds; each runs every contender once, in turn.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Timed training steps per process (after 2 untimed ones).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Leave out torch.compile (its compilation takes about a minute per process here).
+    #[arg(long)]
+    pub no_compile: bool,
+    /// Leave out Burn on libtorch (needs .venv-torch; installed on first use, about 6.7 GB).
+    #[arg(long)]
+    pub no_tch: bool,
+    /// Prompt counts of the SRUM round-cost measurement (empty: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "48,96,192")]
+    pub round_prompts: Vec<usize>,
+    /// Where speed.json and speed.md go.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+}
+
+/// One way to run the step.
+struct Contender {
+    name: &'static str,
+    /// Program and leading arguments; `train`/`sample` and their flags follow.
+    program: PathBuf,
+    lead: Vec<String>,
+    ld_path: Option<String>,
+    /// Arguments of the sub-command that select the backend.
+    backend_args: Vec<String>,
+}
+
+impl Contender {
+    fn run(&self, sub: &str, extra: &[&str]) -> Result<Value> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.lead)
+            .arg(sub)
+            .args(&self.backend_args)
+            .args(extra);
+        if let Some(ld) = &self.ld_path {
+            cmd.env("LD_LIBRARY_PATH", ld);
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot start {cmd:?}"))?;
+        if !out.status.success() {
+            bail!(
+                "{} {sub} failed ({}): {}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().context("no output")?;
+        serde_json::from_str(line).with_context(|| format!("{} printed: {text}", self.name))
+    }
+}
+
+fn floats(v: &Value, key: &str) -> Vec<f64> {
+    v[key]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        f64::NAN
+    } else {
+        s[s.len() / 2]
+    }
+}
+
+/// Today's date (UTC), from `date`.
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cargo_build_flex() -> Result<PathBuf> {
+    let s = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "benchmarks",
+            "--bin",
+            "burn-speed",
+        ])
+        .status()?;
+    ensure!(s.success(), "building burn-speed failed");
+    Ok(PathBuf::from("target/release/burn-speed"))
+}
+
+fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender>> {
+    let dir = race.display().to_string();
+    let mut v = vec![Contender {
+        name: "burn-flex",
+        program: cargo_build_flex()?,
+        lead: vec![],
+        ld_path: None,
+        backend_args: vec!["--device".into(), "cpu".into()],
+    }];
+    if !a.no_tch {
+        v.push(Contender {
+            name: "burn-tch-cpu",
+            program: build_with_tch(torch, "benchmarks", "burn-speed")?,
+            lead: vec![],
+            ld_path: Some(torch.ld_library_path()),
+            backend_args: vec!["--device".into(), "tch-cpu".into()],
+        });
+    }
+    let reference = "benchmarks/pytorch-ref/ref.py".to_string();
+    v.push(Contender {
+        name: "torch-eager",
+        program: torch.python.clone(),
+        lead: vec![reference.clone()],
+        ld_path: None,
+        backend_args: vec!["--dir".into(), dir.clone()],
+    });
+    if !a.no_compile {
+        v.push(Contender {
+            name: "torch-compile",
+            program: torch.python.clone(),
+            lead: vec![reference],
+            ld_path: None,
+            backend_args: vec!["--dir".into(), dir, "--compile".into()],
+        });
+    }
+    Ok(v)
+}
+
+/// The cost of one SRUM round (generation, self-reward, training; flex) at `n` prompts, two
+/// training epochs of batch 32 each.
+fn srum_round(n: usize) -> Result<Value> {
+    let base = trainer::srum::SrumConfig::default();
+    let set: toml::Table = toml::from_str(&format!(
+        "\"prompts.count\" = {n}\n\"train.steps_per_round\" = {}\n\"train.checkpoint_every\" = 1000000",
+        (2 * n).div_ceil(base.train.batch)
+    ))?;
+    let cfg = crate::ablate::apply_overrides(&base, &[&set])?;
+    let dir = PathBuf::from(format!("target/speed-round-{n}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = trainer::srum::SrumOptions {
+        resume: false,
+        progress: false,
+        poison_step: None,
+    };
+    let out = trainer::srum::run(&cfg, &dir, &burn::prelude::Device::flex(), &opts)?;
+    let r = &out.rounds[0];
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(json!({
+        "prompts": n,
+        "train_steps": r.steps,
+        "generate_s": r.generate_s,
+        "reward_s": r.reward_s,
+        "train_s": r.train_s,
+        "total_s": r.generate_s + r.reward_s + r.train_s,
+    }))
+}
+
+/// Least-squares line through `(x, y)`: slope, intercept, R^2.
+fn fit(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let slope = sxy / sxx;
+    let icpt = my - slope * mx;
+    let ss_res: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (b - (icpt + slope * a)).powi(2))
+        .sum();
+    let ss_tot: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    (slope, icpt, 1.0 - ss_res / ss_tot)
+}
+
+pub fn run(a: &SpeedArgs) -> Result<()> {
+    ensure!(
+        a.rounds >= 1 && a.steps >= 1,
+        "--rounds and --steps must be at least 1"
+    );
+    let t_start = Instant::now();
+    let torch = ensure_torch()?;
+    let race = PathBuf::from("target/speed-race");
+    let cs = contenders(a, &torch, &race)?;
+    let s = Command::new(&cs[0].program)
+        .args(["export", "--out"])
+        .arg(&race)
+        .status()?;
+    ensure!(s.success(), "burn-speed export failed");
+    let steps = a.steps.to_string();
+    let mut train: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
+    let mut sample: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
+    let mut losses: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
+    let mut sample_abs: Vec<f64> = vec![f64::NAN; cs.len()];
+    let (mut flops, mut sample_flops) = (0.0, 0.0);
+    let mut peaks = Vec::new();
+    let mut peak_library = String::new();
+    for round in 0..a.rounds {
+        eprintln!(
+            "round {}/{} ({:.0} s so far)",
+            round + 1,
+            a.rounds,
+            t_start.elapsed().as_secs_f64()
+        );
+        let peak = Command::new(&torch.python)
+            .args(["benchmarks/pytorch-ref/ref.py", "sgemm"])
+            .output()?;
+        let p: Value = serde_json::from_slice(&peak.stdout).context("sgemm output")?;
+        peaks.push(p["median_gflops"].as_f64().unwrap_or(f64::NAN));
+        peak_library = p["library"].as_str().unwrap_or_default().to_string();
+        for (i, c) in cs.iter().enumerate() {
+            let v = c.run("train", &["--steps", &steps])?;
+            train[i].extend(floats(&v, "step_s"));
+            losses[i] = floats(&v, "loss");
+            if let Some(f) = v["flops"].as_f64() {
+                flops = f;
+            }
+            eprintln!(
+                "  {:<14} train  median {:.3} s",
+                c.name,
+                median(&floats(&v, "step_s"))
+            );
+        }
+        for (i, c) in cs.iter().enumerate() {
+            let v = c.run("sample", &["--reps", "1"])?;
+            let per = v["images"].as_f64().unwrap_or(32.0);
+            sample[i].extend(floats(&v, "batch_s").iter().map(|s| per / s));
+            sample_abs[i] = v["mean_abs"].as_f64().unwrap_or(f64::NAN);
+            if let Some(f) = v["flops"].as_f64() {
+                sample_flops = f;
+            }
+            eprintln!("  {:<14} sample {:.1} images/s", c.name, median(&sample[i]));
+        }
+    }
+    let peak = median(&peaks);
+    let eager = cs
+        .iter()
+        .position(|c| c.name == "torch-eager")
+        .expect("torch-eager always runs");
+    let mut rows = Vec::new();
+    for (i, c) in cs.iter().enumerate() {
+        let step = median(&train[i]);
+        let dloss = losses[i]
+            .iter()
+            .zip(&losses[eager])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        rows.push(json!({
+            "name": c.name,
+            "step_s_median": step,
+            "step_s": train[i],
+            "ratio_over_torch_eager": step / median(&train[eager]),
+            "gflops": flops / step / 1e9,
+            "mfu": flops / step / 1e9 / peak,
+            "sampling_images_per_s": median(&sample[i]),
+            "sampling_gflops": sample_flops * median(&sample[i]) / 32.0 / 1e9,
+            "losses": losses[i],
+            "max_loss_diff_vs_torch_eager": dloss,
+            "sample_mean_abs": sample_abs[i],
+        }));
+    }
+    let get = |name: &str| rows.iter().find(|r| r["name"] == name);
+    let burn = get("burn-tch-cpu")
+        .or_else(|| get("burn-flex"))
+        .expect("flex always runs");
+    let flex = get("burn-flex").expect("flex always runs");
+    let torch_row = &rows[eager];
+    // How a SRUM round's cost grows with its prompts.
+    let mut scaling = Vec::new();
+    for &n in &a.round_prompts {
+        eprintln!("SRUM round with {n} prompts (flex)");
+        scaling.push(srum_round(n)?);
+    }
+    let scaling_fit = if scaling.len() >= 2 {
+        let x: Vec<f64> = scaling
+            .iter()
+            .map(|r| r["prompts"].as_f64().unwrap_or(0.0))
+            .collect();
+        let y: Vec<f64> = scaling
+            .iter()
+            .map(|r| r["total_s"].as_f64().unwrap_or(0.0))
+            .collect();
+        let (slope, icpt, r2) = fit(&x, &y);
+        json!({"seconds_per_prompt": slope, "intercept_s": icpt, "r2": r2})
+    } else {
+        Value::Null
+    };
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let report = json!({
+        "date": today(),
+        "commit": commit,
+        "command": "cargo xtask bench speed",
+        "cpu_model": cpu_model(),
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "preset": "tiny",
+        "batch": "32 understanding + 32 generation examples",
+        "train_flops_per_step": flops,
+        "burn_backend": burn["name"],
+        "burn_step_s": burn["step_s_median"],
+        "torch_backend": "torch-eager",
+        "torch_step_s": torch_row["step_s_median"],
+        "ratio_burn_over_torch": burn["ratio_over_torch_eager"],
+        "burn_gflops": burn["gflops"],
+        "peak_gflops": peak,
+        "peak_gflops_per_round": peaks,
+        "peak_library": peak_library,
+        "mfu": burn["mfu"],
+        "pure_rust_backend": "burn-flex",
+        "pure_rust_step_s": flex["step_s_median"],
+        "ratio_pure_rust_over_torch": flex["ratio_over_torch_eager"],
+        "sampling_images_per_s": burn["sampling_images_per_s"],
+        "sampling": "32 images of 32x32 per batch, 20 guided Euler steps (cfg 2, two passes a step)",
+        "rounds": a.rounds,
+        "timed_steps_per_round": a.steps,
+        "contenders": rows,
+        "srum_round_cost": scaling,
+        "srum_round_fit": scaling_fit,
+        "wall_s": t_start.elapsed().as_secs_f64(),
+    });
+    std::fs::create_dir_all(&a.out)?;
+    let path = a.out.join("speed.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(a.out.join("speed.md"), markdown(&report))?;
+    println!("{}", markdown(&report));
+    println!("wrote {} and speed.md", path.display());
+    Ok(())
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// The table of `speed.md`.
+pub fn markdown(r: &Value) -> String {
+    let mut s = format!(
+        "# Speed: Burn against PyTorch ({}, {} threads)\n\n`{}` on {} (commit {}), {} rounds of {} timed steps per contender, contenders alternated; medians.\nTraining step: tiny preset, {}, forward + backward + AdamW, {:.1} GFLOP (analytic, `benchmarks/src/flops.rs`).\nPeak: {:.0} GFLOP/s, a 2048^3 sgemm through {} (median of one per round).\n\n",
+        r["cpu_model"].as_str().unwrap_or("?"),
+        r["threads"],
+        r["command"].as_str().unwrap_or("?"),
+        r["date"].as_str().unwrap_or("?"),
+        r["commit"].as_str().unwrap_or("?"),
+        r["rounds"],
+        r["timed_steps_per_round"],
+        r["batch"].as_str().unwrap_or("?"),
+        f(&r["train_flops_per_step"]) / 1e9,
+        f(&r["peak_gflops"]),
+        r["peak_library"].as_str().unwrap_or("?"),
+    );
+    s += "| contender | step (s) | / torch eager | GFLOP/s | MFU | sampling (images/s) | max loss diff vs torch eager |\n|---|---|---|---|---|---|---|\n";
+    for c in r["contenders"].as_array().into_iter().flatten() {
+        s += &format!(
+            "| {} | {:.3} | {:.2} | {:.1} | {:.1}% | {:.1} | {:.1e} |\n",
+            c["name"].as_str().unwrap_or("?"),
+            f(&c["step_s_median"]),
+            f(&c["ratio_over_torch_eager"]),
+            f(&c["gflops"]),
+            100.0 * f(&c["mfu"]),
+            f(&c["sampling_images_per_s"]),
+            f(&c["max_loss_diff_vs_torch_eager"]),
+        );
+    }
+    if let Some(rows) = r["srum_round_cost"].as_array().filter(|a| !a.is_empty()) {
+        s += "\nSRUM round cost on flex (generation + self-reward + training, two epochs of batch 32):\n\n| prompts | generate (s) | reward (s) | train (s) | total (s) | s per prompt |\n|---|---|---|---|---|---|\n";
+        for row in rows {
+            s += &format!(
+                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} |\n",
+                row["prompts"],
+                f(&row["generate_s"]),
+                f(&row["reward_s"]),
+                f(&row["train_s"]),
+                f(&row["total_s"]),
+                f(&row["total_s"]) / f(&row["prompts"]),
+            );
+        }
+        let fit = &r["srum_round_fit"];
+        s += &format!(
+            "\nLinear fit: {:.3} s per prompt + {:.1} s, R^2 = {:.4}.\n",
+            f(&fit["seconds_per_prompt"]),
+            f(&fit["intercept_s"]),
+            f(&fit["r2"])
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_fit_recovers_a_line_and_flags_a_curve() {
+        let x = [48.0, 96.0, 192.0];
+        let (m, c, r2) = fit(&x, &[2.0 + 0.5 * 48.0, 2.0 + 0.5 * 96.0, 2.0 + 0.5 * 192.0]);
+        assert!((m - 0.5).abs() < 1e-12 && (c - 2.0).abs() < 1e-9 && (r2 - 1.0).abs() < 1e-12);
+        let (_, _, r2) = fit(&x, &x.map(|v| v * v));
+        assert!(r2 < 0.999, "{r2}");
+    }
+
+    #[test]
+    fn medians_take_the_middle_value() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert!(median(&[]).is_nan());
+    }
+}
