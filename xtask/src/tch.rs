@@ -73,7 +73,9 @@ pub fn ensure_torch() -> Result<Torch> {
         .context("torch/lib has a parent")?
         .to_path_buf();
     Ok(Torch {
-        python: py.canonicalize()?,
+        // Not canonicalised: the venv's python is a symlink, and only its own path makes it
+        // use the venv.
+        python: std::path::absolute(&py)?,
         dir,
         lib,
     })

@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod fused;
 pub mod model;
 pub mod sampler;
 pub mod tokenizer;

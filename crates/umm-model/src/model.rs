@@ -37,11 +37,12 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::activation::{gelu, silu};
 use burn::tensor::module::linear;
 
 use crate::UmmConfig;
 use crate::config::MIN_FLOW_TIME;
+use crate::fused::{layer_norm, softmax};
 use crate::tokenizer::{ANS, PAD};
 
 /// Per-expert weights of one layer.
@@ -70,7 +71,7 @@ impl Expert {
 
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         self.fc2
-            .forward(gelu(self.fc1.forward(self.norm2.forward(x))))
+            .forward(gelu(self.fc1.forward(layer_norm(&self.norm2, x))))
     }
 }
 
@@ -160,7 +161,7 @@ impl Block {
             .zip(experts)
             .map(|(x, e)| {
                 x.as_ref().map(|x| {
-                    let h = e.norm1.forward(x.clone());
+                    let h = layer_norm(&e.norm1, x.clone());
                     let w = e.qkv.weight.val();
                     let b = e.qkv.bias.as_ref().map(|b| b.val());
                     let part = |i: usize| {
@@ -359,7 +360,7 @@ impl Umm {
                 Some(stem) => stem.forward(img),
                 None => img,
             };
-            let mut h = self.und_in_norm.forward(self.und_in.forward(img))
+            let mut h = layer_norm(&self.und_in_norm, self.und_in.forward(img))
                 + self.und_pos.forward(positions(nu));
             // Every image token sees every other: no mask.
             for block in &self.und_encoder {
@@ -392,9 +393,9 @@ impl Umm {
         }
         let xu = xu.expect("the understanding segment always has the text");
         let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
-        let logits = self.lm_head.forward(self.und_norm.forward(text_out));
+        let logits = self.lm_head.forward(layer_norm(&self.und_norm, text_out));
         let velocity = gen_input.zip(xg).map(|((xt, time), xg)| {
-            let head = self.velocity_head.forward(self.gen_norm.forward(xg));
+            let head = self.velocity_head.forward(layer_norm(&self.gen_norm, xg));
             if self.predict_clean {
                 // x-prediction: the head gives the clean patches; v = (x_t - x0) / t.
                 let t = time
