@@ -133,7 +133,8 @@ fn grid_path(grid: &str) -> (PathBuf, String) {
     }
 }
 
-fn commit() -> String {
+/// The short hash of HEAD ("unknown" outside a git checkout).
+pub fn commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()

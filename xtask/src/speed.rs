@@ -331,11 +331,7 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
     } else {
         Value::Null
     };
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let commit = crate::ablate::commit();
     let report = json!({
         "date": today(),
         "commit": commit,
