@@ -129,6 +129,53 @@ pub fn seeded<M: Module>(module: M, seed: u64) -> M {
     })
 }
 
+/// Draws the `A` factor of every LoRA adapter in `module` from `seed` (normal, standard
+/// deviation `1 / rank`, burn's default), so that a run's adapters depend on its seed and not
+/// on the backend's generator. `B` stays zero: attaching adapters leaves the model's outputs
+/// unchanged.
+pub fn seeded_lora<M: Module>(module: M, seed: u64, stream: &str) -> M {
+    module.map(&mut SeededLora {
+        rng: Rng::derive(seed, stream),
+        path: Vec::new(),
+    })
+}
+
+struct SeededLora {
+    rng: Rng,
+    path: Vec<(String, String)>,
+}
+
+impl ModuleMapper for SeededLora {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path
+            .push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let is_a = self
+            .path
+            .last()
+            .is_some_and(|(n, t)| n == "a" && t.ends_with("LoraAdapter"));
+        if !is_a {
+            return param;
+        }
+        let rng = &mut self.rng;
+        param.map(|t| {
+            let dims = t.dims();
+            let std = 1.0 / dims[D - 1] as f32;
+            let v: Vec<f32> = (0..t.shape().num_elements())
+                .map(|_| rng.normal() * std)
+                .collect();
+            Tensor::from_data(TensorData::new(v, dims), &t.device())
+                .set_require_grad(t.is_require_grad())
+        })
+    }
+}
+
 struct Renumber(u64);
 
 impl ModuleMapper for Renumber {

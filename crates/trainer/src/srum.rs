@@ -17,7 +17,9 @@
 //!    `text_dropout`, AdamW (beta 0.9, 0.95), gradients clipped to a global L2 norm, linear
 //!    warm-up then cosine decay. Scope `all` trains every weight (both experts, as the
 //!    reference did); `gen-expert` only the generation side
-//!    ([`Umm::generation_param_ids`]).
+//!    ([`Umm::generation_param_ids`]); `gen-expert` with `lora_rank > 0` freezes every weight
+//!    and trains LoRA adapters on the generation expert's matrices (burn's
+//!    [`Module::apply_lora`], merged into the weights at the end of each round).
 //!
 //! Later rounds regenerate with the improved model. Each round starts a fresh optimiser and
 //! schedule (it is a new fine-tuning set).
@@ -53,7 +55,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Lora, Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -215,12 +217,30 @@ pub struct PostTrainConfig {
     pub low_t_floor: f32,
     /// Which weights are updated.
     pub scope: Scope,
+    /// Rank of the LoRA adapters on the generation expert's weight matrices (0: no LoRA, the
+    /// weights of `scope` are trained directly). With a rank, `scope` must be `gen-expert`:
+    /// every weight is frozen, the QKV, output and MLP matrices of each layer's generation
+    /// expert get `W + (alpha / rank) * A B` with `A` drawn from the seed and `B = 0`, and only
+    /// `A`, `B` are trained. The adapters are merged into the weights at the end of each round
+    /// (the round's model is a plain checkpoint); the next round attaches fresh ones.
+    #[serde(default)]
+    pub lora_rank: usize,
+    /// LoRA's scale numerator (the update is scaled by `lora_alpha / lora_rank`).
+    #[serde(default = "default_lora_alpha")]
+    pub lora_alpha: f64,
     /// Seed of the prompt choice, the candidates' noise and every training draw.
     pub seed: u64,
     /// Write a checkpoint every this many steps (0: only at the end of a round).
     pub checkpoint_every: u64,
     /// Append a metrics row every this many steps.
     pub log_every: u64,
+}
+
+/// Default [`PostTrainConfig::lora_alpha`].
+pub const DEFAULT_LORA_ALPHA: f64 = 16.0;
+
+fn default_lora_alpha() -> f64 {
+    DEFAULT_LORA_ALPHA
 }
 
 /// The fixed prompts drawn after every round.
@@ -301,6 +321,8 @@ impl Default for SrumConfig {
                 time: TimeSampling::LogitNormal,
                 low_t_floor: crate::pretrain::DEFAULT_LOW_T_FLOOR,
                 scope: Scope::All,
+                lora_rank: 0,
+                lora_alpha: DEFAULT_LORA_ALPHA,
                 seed: 0,
                 checkpoint_every: 50,
                 log_every: 10,
@@ -358,6 +380,14 @@ impl SrumConfig {
         }
         if t.weight_decay < 0.0 || t.low_t_floor < 0.0 {
             return bad("train.weight_decay and train.low_t_floor must be >= 0");
+        }
+        if t.lora_rank > 0 && t.scope != Scope::GenExpert {
+            return bad(
+                "train.lora_rank > 0 adapts the generation expert only: set train.scope = \"gen-expert\"",
+            );
+        }
+        if t.lora_rank > 0 && !(t.lora_alpha.is_finite() && t.lora_alpha > 0.0) {
+            return bad("train.lora_alpha must be > 0");
         }
         if self.samples.images_per_prompt == 0 {
             return bad("samples.images_per_prompt must be >= 1");
@@ -1137,6 +1167,27 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// The round-start model as it is trained: with LoRA adapters on the generation expert's
+/// matrices when `train.lora_rank > 0` (everything else frozen, `A` drawn from the seed and the
+/// round), and parameter ids numbered in visiting order (see [`crate::init::renumber`]).
+pub fn trainable(model: Umm, t: &PostTrainConfig, r: u32) -> Result<Umm> {
+    if t.lora_rank == 0 {
+        return Ok(crate::init::renumber(model));
+    }
+    let ids = model.generation_expert_matrix_ids();
+    if ids.is_empty() {
+        return Err(Error::Config(
+            "train.lora_rank > 0 adapts the generation expert, and this model (dense) has none"
+                .into(),
+        ));
+    }
+    let m = model.apply_lora(
+        Lora::new(t.lora_rank, t.lora_alpha).set_param_group(ParamGroup::from_ids(ids)),
+    );
+    let m = crate::init::seeded_lora(m, t.seed, &format!("srum-lora-r{r}"));
+    Ok(crate::init::renumber(m))
+}
+
 /// Trains round `r` from the round-start weights (or the newest checkpoint of the round).
 #[allow(clippy::too_many_arguments)]
 fn train_round(
@@ -1187,7 +1238,10 @@ fn train_round(
                 )));
             }
             (acc, n_acc) = (state.acc, state.n_acc);
-            let (m, meta) = checkpoint::load(&dir.join("model.safetensors"), &ad)?;
+            // The round-start model in its training form (adapters and all), then the
+            // checkpoint's values.
+            let (m, meta) = checkpoint::load(start, &ad)?;
+            let m = checkpoint::load_into(trainable(m, t, r)?, &dir.join("model.safetensors"))?;
             let op = dir.join("optim.bpk");
             optim = optim
                 .load(&op)
@@ -1197,10 +1251,12 @@ fn train_round(
         }
         None => {
             let (m, meta) = checkpoint::load(start, &ad)?;
-            (crate::init::renumber(m), meta.config, 0)
+            (trainable(m, t, r)?, meta.config, 0)
         }
     };
     let wall0 = truncate_metrics(&run.metrics(), r, step)?;
+    // With LoRA the generation side's ids include its adapters (the only weights that require
+    // gradients then).
     let gen_ids: Option<Vec<ParamId>> =
         (t.scope == Scope::GenExpert).then(|| model.generation_param_ids());
     let mut csv = fs::OpenOptions::new()
@@ -1281,7 +1337,12 @@ fn train_round(
         }
     }
     b.finish_and_clear();
-    Ok((model.valid(), last_loss, began.elapsed().as_secs_f64()))
+    // LoRA adapters are folded into their weights: the round's model is a plain checkpoint.
+    Ok((
+        model.valid().materialize(),
+        last_loss,
+        began.elapsed().as_secs_f64(),
+    ))
 }
 
 fn stats_of(cfg: &SrumConfig, r: u32, prompts: usize, pool: &Pool) -> RoundStats {

@@ -116,7 +116,17 @@ pub fn load(path: &Path, device: &Device) -> Result<(Umm, CheckpointMeta)> {
     if !path.exists() {
         return Err(err(path, "no such weights file"));
     }
-    let mut model = Umm::init(&meta.config, device);
+    let model = load_into(Umm::init(&meta.config, device), path)?;
+    Ok((model, meta))
+}
+
+/// Loads the weights of `path` into `model`, which may carry more than a plain [`Umm`] (LoRA
+/// adapters, for instance): every tensor of `model` must be in the file with the right shape,
+/// and the file must hold nothing else. The sidecar is not read.
+pub fn load_into(mut model: Umm, path: &Path) -> Result<Umm> {
+    if !path.exists() {
+        return Err(err(path, "no such weights file"));
+    }
     let mut store = SafetensorsStore::from_file(path)
         .validate(true)
         .allow_partial(false);
@@ -148,5 +158,5 @@ pub fn load(path: &Path, device: &Device) -> Result<(Umm, CheckpointMeta)> {
             ),
         ));
     }
-    Ok((model, meta))
+    Ok(model)
 }

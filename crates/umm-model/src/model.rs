@@ -437,6 +437,27 @@ impl Umm {
     }
 }
 
+impl Umm {
+    /// Ids of the weight matrices of the generation expert (QKV, output, both MLP layers of
+    /// every layer): where post-training's LoRA attaches its adapters. Empty in the dense
+    /// design, which has no generation expert.
+    pub fn generation_expert_matrix_ids(&self) -> Vec<ParamId> {
+        struct Ids(Vec<ParamId>);
+        impl ModuleVisitor for Ids {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if D == 2 {
+                    self.0.push(param.id);
+                }
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        for g in self.blocks.iter().filter_map(|b| b.gen_expert.as_ref()) {
+            g.visit(&mut ids);
+        }
+        ids.0
+    }
+}
+
 /// The additive attention mask of the module docs, `[batch, 1, seq, seq]`: 0 where a query
 /// may attend to a key, -1e9 where it may not.
 pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> {

@@ -388,3 +388,64 @@ fn a_run_killed_with_sigkill_and_resumed_ends_with_the_same_weights() {
     assert_eq!(losses(&whole), losses(&killed));
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// Every tensor of a checkpoint by name.
+fn named(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let (m, _) = checkpoint::load(path, &Device::flex()).unwrap();
+    burn::store::ModuleSnapshot::collect(&m, None, None, false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
+        .collect()
+}
+
+#[test]
+fn lora_moves_only_the_generation_expert_matrices_and_resumes_exactly() {
+    let mut cfg = micro(Method::Srum);
+    cfg.train.scope = Scope::GenExpert;
+    cfg.train.lora_rank = 4;
+    let whole = tmp("lora-whole");
+    run(&cfg, &whole, &Device::flex(), &quiet()).unwrap();
+    // The same run stopped by a bad step 3, resumed from its step-2 checkpoint (adapters and
+    // their optimiser state come back from the checkpoint).
+    let broken = tmp("lora-broken");
+    let poison = SrumOptions {
+        poison_step: Some(3),
+        ..quiet()
+    };
+    assert!(run(&cfg, &broken, &Device::flex(), &poison).is_err());
+    let resume = SrumOptions {
+        resume: true,
+        ..quiet()
+    };
+    run(&cfg, &broken, &Device::flex(), &resume).unwrap();
+    let (a, b) = (SrumRun(whole.clone()), SrumRun(broken.clone()));
+    assert_eq!(weights(&a.final_model()), weights(&b.final_model()));
+    // The final model is a plain checkpoint (adapters merged) in which exactly the four
+    // matrices of every layer's generation expert moved.
+    let (before, after) = (named(&cfg.base), named(&a.final_model()));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    let moved: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after[*k] != **v)
+        .map(|(k, _)| k)
+        .collect();
+    let layers = checkpoint::load_meta(&cfg.base).unwrap().config.n_layers;
+    assert_eq!(moved.len(), 4 * layers, "{moved:?}");
+    assert!(
+        moved.iter().all(|k| k.contains("gen_expert")
+            && k.ends_with(".weight")
+            && ["qkv", "out", "fc1", "fc2"]
+                .iter()
+                .any(|m| k.contains(&format!(".{m}.")))),
+        "{moved:?}"
+    );
+    // LoRA adapts the generation expert only, so it needs scope gen-expert.
+    cfg.train.scope = Scope::All;
+    assert!(cfg.validate().unwrap_err().to_string().contains("gen-expert"));
+    for d in [whole, broken] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
