@@ -8,6 +8,7 @@ mod bench;
 mod calibration;
 mod firewall;
 mod plot;
+mod sample_grid;
 mod speed;
 mod tch;
 
@@ -42,6 +43,20 @@ enum Cmd {
         /// job runs). Overrides --grid and --seeds.
         #[arg(long, value_parser = ["quick"])]
         preset: Option<String>,
+    },
+    /// The same val prompts (first of each category) from base, SFT and SRUM side by side, each
+    /// beside its reward map under the frozen base judge. Needs the grid's run folders
+    /// (runs/ablation/<grid>/, not committed); writes results/ablation/<grid>/samples.png.
+    SampleGrid {
+        /// Grid whose runs to draw (runs/ablation/<grid>/sft-s<seed>, srum-s<seed>).
+        #[arg(long, default_value = "core")]
+        grid: String,
+        /// Seed of the runs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Prompt split (val: never trained on).
+        #[arg(long, default_value = "datasets/splits/val.tsv")]
+        split: PathBuf,
     },
     /// Redraw every ablation plot from the committed CSVs (results/ablation/<grid>/summary.csv
     /// and each variant's metrics.csv) without rerunning anything.
@@ -270,6 +285,13 @@ fn run(cli: Cli) -> Result<()> {
                     println!("wrote {}", f.display());
                 }
             }
+        }
+        Cmd::SampleGrid { grid, seed, split } => {
+            let out = PathBuf::from("results/ablation")
+                .join(&grid)
+                .join("samples.png");
+            sample_grid::run(&grid, seed, &split, &out)?;
+            println!("wrote {}", out.display());
         }
         Cmd::CheckPrompts { dir } => bench::check_prompt_files(&dir)?,
         Cmd::PlotRun { run, out, title } => {

@@ -112,17 +112,28 @@ fn heat(w: f32) -> [f32; 3] {
 /// The image and, beside it, the map over the image with the boxes outlined.
 pub fn overlay(img: &Image, r: &SelfReward) -> Image {
     let (w, h) = (img.width, img.height);
+    let map = map_image(img, r, SCALE);
     let mut out = Image::filled(2 * w * SCALE + 4, h * SCALE, [1.0; 3]);
     for y in 0..h * SCALE {
         for x in 0..w * SCALE {
-            let p = img.get(x / SCALE, y / SCALE);
-            out.set(x, y, p);
-            let hm = heat(r.map[(y / SCALE) * w + x / SCALE]);
-            out.set(
-                w * SCALE + 4 + x,
-                y,
-                std::array::from_fn(|c| 0.35 * p[c] + 0.65 * hm[c]),
-            );
+            out.set(x, y, img.get(x / SCALE, y / SCALE));
+            out.set(w * SCALE + 4 + x, y, map.get(x, y));
+        }
+    }
+    out
+}
+
+/// The reward map blended over the image (`scale` times its size): dark 0 to 0.5, red to
+/// yellow 0.5 to 1, blue below 0; the proposed boxes outlined green (score > 0), red (< 0) or
+/// grey (0).
+pub fn map_image(img: &Image, r: &SelfReward, scale: usize) -> Image {
+    let (w, h) = (img.width, img.height);
+    let mut out = Image::filled(w * scale, h * scale, [1.0; 3]);
+    for y in 0..h * scale {
+        for x in 0..w * scale {
+            let p = img.get(x / scale, y / scale);
+            let hm = heat(r.map[(y / scale) * w + x / scale]);
+            out.set(x, y, std::array::from_fn(|c| 0.35 * p[c] + 0.65 * hm[c]));
         }
     }
     for reg in &r.regions {
@@ -133,14 +144,13 @@ pub fn overlay(img: &Image, r: &SelfReward) -> Image {
         } else {
             [0.6, 0.6, 0.6]
         };
-        let [x0, y0, x1, y1] = reg.bbox.map(|v| (v * SCALE as f32).round() as isize);
-        let ox = (w * SCALE + 4) as isize;
+        let [x0, y0, x1, y1] = reg.bbox.map(|v| (v * scale as f32).round() as isize);
         let mut put = |x: isize, y: isize| {
             let (x, y) = (
-                x.clamp(0, (w * SCALE - 1) as isize),
-                y.clamp(0, (h * SCALE - 1) as isize),
+                x.clamp(0, (w * scale - 1) as isize),
+                y.clamp(0, (h * scale - 1) as isize),
             );
-            out.set((ox + x) as usize, y as usize, colour);
+            out.set(x as usize, y as usize, colour);
         };
         for x in x0..x1 {
             put(x, y0);
