@@ -357,12 +357,56 @@ fn write_summary(g: &Grid, results: &Path) -> Result<()> {
         csv += &(cells.join(",") + "\n");
     }
     std::fs::write(results.join("summary.csv"), csv)?;
-    std::fs::write(results.join("summary.md"), summary_markdown(g, &rows))?;
+    let name = results
+        .file_name()
+        .map_or("grid".into(), |n| n.to_string_lossy().to_string());
+    let md = summary_markdown(g, &name, &rows);
+    std::fs::write(results.join("summary.md"), &md)?;
+    update_readme(Path::new(README), &name, &md)?;
     Ok(())
 }
 
+/// The results README whose generated sections [`update_readme`] rewrites.
+pub const README: &str = "results/README.md";
+
+/// Replaces the text between `<!-- ablation:<grid> -->` and `<!-- /ablation:<grid> -->` in
+/// `readme` with `md`; a README without the markers is left alone.
+pub fn update_readme(readme: &Path, grid: &str, md: &str) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(readme) else {
+        return Ok(());
+    };
+    let (open, close) = (
+        format!("<!-- ablation:{grid} -->"),
+        format!("<!-- /ablation:{grid} -->"),
+    );
+    let (Some(a), Some(b)) = (text.find(&open), text.find(&close)) else {
+        return Ok(());
+    };
+    ensure!(a < b, "{}: {close} comes before {open}", readme.display());
+    let new = format!("{}{open}\n{md}{}", &text[..a], &text[b..]);
+    if new != text {
+        std::fs::write(readme, new)?;
+    }
+    Ok(())
+}
+
+/// Regenerates `summary.csv`, `summary.md` and the README section of the grid in `results`
+/// from its `row.json` files (`cargo xtask plot`); grids without a TOML are skipped.
+pub fn resummarise(results: &Path) -> Result<bool> {
+    let Some(name) = results.file_name().map(|n| n.to_string_lossy().to_string()) else {
+        return Ok(false);
+    };
+    let (path, _) = grid_path(&name);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(false);
+    };
+    let g: Grid = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    write_summary(&g, results)?;
+    Ok(true)
+}
+
 /// Mean +- std per variant, and paired deltas (same seed) against base and SFT.
-fn summary_markdown(g: &Grid, rows: &[serde_json::Value]) -> String {
+fn summary_markdown(g: &Grid, grid: &str, rows: &[serde_json::Value]) -> String {
     let by: BTreeMap<(String, u64), &serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -476,6 +520,26 @@ fn summary_markdown(g: &Grid, rows: &[serde_json::Value]) -> String {
             }
         }
     }
+    // Which command and commit produced each row.
+    md += &format!(
+        "\nRows produced by `cargo xtask ablate --grid {grid}` (one row alone: `--only <variant>`), \
+         at these commits:\n\n| variant | seeds | commit |\n|---|---|---|\n"
+    );
+    for v in &g.variant {
+        let mut by_commit: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows
+            .iter()
+            .filter(|r| r["variant"].as_str() == Some(&v.name))
+        {
+            by_commit
+                .entry(r["commit"].as_str().unwrap_or("unknown").to_string())
+                .or_default()
+                .push(r["seed"].as_u64().map_or("?".into(), |s| s.to_string()));
+        }
+        for (c, seeds) in by_commit {
+            md += &format!("| {} | {} | {c} |\n", v.name, seeds.join(", "));
+        }
+    }
     md
 }
 
@@ -538,10 +602,30 @@ mod tests {
             row("srum", 0, 4.0),
             row("srum", 1, 8.0),
         ];
-        let md = summary_markdown(&g, &rows);
+        let md = summary_markdown(&g, "test", &rows);
         // srum - base per seed: +1.0 and +3.0, mean +2.0; means 4.0 +- 1.4 and 6.0 +- 2.8.
         assert!(md.contains("+2.0 (+1.0, +3.0)"), "{md}");
         assert!(md.contains("| base | 2 | 4.0 ± 1.4 |"), "{md}");
         assert!(md.contains("| srum | 2 | 6.0 ± 2.8 |"), "{md}");
+        // Each row's commit is listed (these rows have none).
+        assert!(md.contains("| srum | 0, 1 | unknown |"), "{md}");
+    }
+
+    #[test]
+    fn the_readme_section_between_the_markers_is_replaced_and_the_rest_kept() {
+        let dir = std::env::temp_dir().join(format!("srum-readme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("README.md");
+        let text = "intro\n<!-- ablation:g -->\nold table\n<!-- /ablation:g -->\noutro\n";
+        std::fs::write(&p, text).unwrap();
+        update_readme(&p, "g", "| new |\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "intro\n<!-- ablation:g -->\n| new |\n<!-- /ablation:g -->\noutro\n"
+        );
+        // Another grid's markers are not touched; a README without markers is left alone.
+        update_readme(&p, "other", "x").unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("| new |"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

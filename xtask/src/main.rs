@@ -281,6 +281,12 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             grids.sort();
             for g in grids {
+                if ablate::resummarise(&g)? {
+                    println!(
+                        "wrote {}/summary.{{csv,md}} and its README section",
+                        g.display()
+                    );
+                }
                 for f in ablation_plot::plot_grid(&g)? {
                     println!("wrote {}", f.display());
                 }

@@ -444,7 +444,12 @@ fn lora_moves_only_the_generation_expert_matrices_and_resumes_exactly() {
     );
     // LoRA adapts the generation expert only, so it needs scope gen-expert.
     cfg.train.scope = Scope::All;
-    assert!(cfg.validate().unwrap_err().to_string().contains("gen-expert"));
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("gen-expert")
+    );
     for d in [whole, broken] {
         std::fs::remove_dir_all(d).unwrap();
     }
