@@ -80,6 +80,9 @@ struct Variant {
     #[serde(default)]
     set: toml::Table,
     seeds: Option<u64>,
+    /// The row the table's "vs base" deltas are taken against (default `base`): a variant
+    /// trained from another base model (the dense design) names that model's own row.
+    vs_base: Option<String>,
     /// What the paper reports for this row (T2I-CompBench overall, T2I-ReasonBench), for the
     /// table.
     paper: Option<toml::Table>,
@@ -445,7 +448,12 @@ fn summary_markdown(g: &Grid, grid: &str, rows: &[serde_json::Value]) -> String 
         };
         // Paired by seed; the base row gets none (it is what the others are compared with).
         let delta = |other: &str, k: &str, each: bool| -> String {
-            if v.name == other || v.name == "base" {
+            let other = if other == "base" {
+                v.vs_base.as_deref().unwrap_or("base")
+            } else {
+                other
+            };
+            if v.name == other || v.name == "base" || (other == "sft" && v.vs_base.is_some()) {
                 return String::new();
             }
             let d: Vec<f64> = mine
@@ -478,6 +486,14 @@ fn summary_markdown(g: &Grid, grid: &str, rows: &[serde_json::Value]) -> String 
             delta("base", "reasonbench_overall", true),
             delta("sft", "reasonbench_overall", true),
             delta("base", "understanding", false),
+        );
+    }
+    for v in g.variant.iter().filter(|v| v.vs_base.is_some()) {
+        md += &format!(
+            "\n`{}` starts from another base model: its \"vs base\" deltas are against `{}`, and \
+             it has no SFT to compare with.\n",
+            v.name,
+            v.vs_base.as_deref().unwrap_or_default()
         );
     }
     md += "\nPer category (mean over seeds):\n\n| variant |";
@@ -609,6 +625,26 @@ mod tests {
         assert!(md.contains("| srum | 2 | 6.0 ± 2.8 |"), "{md}");
         // Each row's commit is listed (these rows have none).
         assert!(md.contains("| srum | 0, 1 | unknown |"), "{md}");
+        // A variant with its own base is compared with that row, not with `base`.
+        let g: Grid = toml::from_str(
+            "[[variant]]\nname = \"base\"\ntrain = false\n[[variant]]\nname = \"dense-base\"\n\
+             train = false\n[[variant]]\nname = \"dense\"\nvs_base = \"dense-base\"\n",
+        )
+        .unwrap();
+        let rows = vec![
+            row("base", 0, 3.0),
+            row("dense-base", 0, 1.0),
+            row("dense", 0, 1.5),
+        ];
+        let md = summary_markdown(&g, "test", &rows);
+        assert!(
+            md.contains("| dense-base | 1 | 1.0 | 10.0 | 60.0 | -2.0 (-2.0) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| dense | 1 | 1.5 | 10.0 | 60.0 | +0.5 (+0.5) |"),
+            "{md}"
+        );
     }
 
     #[test]
