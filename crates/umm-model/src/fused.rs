@@ -1,4 +1,5 @@
-//! Softmax as one differentiable operation (a Burn backend extension).
+//! Softmax, layer norm and attention as single differentiable operations (a Burn backend
+//! extension).
 //!
 //! Burn's autodiff backend (0.22) has no softmax of its own: it differentiates the composite
 //! `exp(x - max) / sum(exp(x - max))`, five kernels forward and about ten backward, each a full
@@ -7,6 +8,13 @@
 //! written out, `dx = y * (g - sum(g * y))`: a multiply, a row sum, a multiply and a subtract.
 //! On the tiny preset's training step this takes `tch-cpu` from 1.45x to about 1.2x the time of
 //! PyTorch eager (README, Performance).
+//!
+//! Attention, `softmax(q k^T + bias) v` of pre-scaled queries, is one node too: forward and
+//! backward are [`AttentionKernels`] of the inner backend. By default they are the matmuls and
+//! the fused softmax (the backward keeps the probabilities and writes out `dv = p^T g`,
+//! `ds = p * (g v^T - rowsum(g v^T * p))`, `dq = ds k`, `dk = ds^T q`); on libtorch's CPU they
+//! are libtorch's own flash-attention kernels (`_scaled_dot_product_flash_attention_for_cpu`
+//! and its backward), the ones PyTorch's `scaled_dot_product_attention` runs.
 
 // burn marks its libtorch backend deprecated; it is still the fastest CPU backend here.
 #![allow(deprecated)]
@@ -19,6 +27,7 @@ use burn::backend::{
     Autodiff, Backend, Flex, TensorMetadata, backend_extension, tensor::FloatTensor,
 };
 use burn::prelude::*;
+use burn::tensor::ops::AttentionModuleOptions;
 
 /// Operations this crate fuses.
 #[backend_extension(
@@ -43,17 +52,162 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self> {
         Self::layer_norm(x, gamma, Some(beta), epsilon)
     }
+
+    /// Attention `softmax(q k^T + bias) v` of queries already scaled by `1/sqrt(head_dim)`.
+    /// `q: [b, h, l, e]`, `k, v: [b, h, s, e]`, `bias: [b or 1, 1, l, s]` (additive mask).
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // Forward only (inference): the backend's own attention kernel.
+        let options = AttentionModuleOptions {
+            scale: Some(1.0),
+            softcap: None,
+            is_causal: false,
+        };
+        Self::attention(q, k, v, None, Some(bias), options)
+    }
+}
+
+/// `softmax(q k^T + bias) v` from the backend's matmuls and softmax: (output, probabilities).
+fn composite_attention<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    bias: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let s = B::float_add(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), bias);
+    let p = B::softmax(s, 3);
+    (B::float_matmul(p.clone(), v), p)
+}
+
+/// The forward and backward kernels of [`FusedOps::fused_attention`] on an inner backend.
+pub trait AttentionKernels: Backend {
+    /// The output and what the backward needs besides the inputs (by default the
+    /// probabilities).
+    fn attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        composite_attention::<Self>(q, k, v, bias)
+    }
+
+    /// `[dq, dk, dv]` from the output gradient `g`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(
+        g: FloatTensor<Self>,
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        _bias: FloatTensor<Self>,
+        _out: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        composite_attention_backward::<Self>(g, q, k, v, p)
+    }
+}
+
+/// The backward of [`composite_attention`] given its probabilities `p`: `[dq, dk, dv]`.
+fn composite_attention_backward<B: Backend>(
+    g: FloatTensor<B>,
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    p: FloatTensor<B>,
+) -> [FloatTensor<B>; 3] {
+    let dv = B::float_matmul(B::float_swap_dims(p.clone(), 2, 3), g.clone());
+    let dp = B::float_matmul(g, B::float_swap_dims(v, 2, 3));
+    let row = B::float_sum_dim(B::float_mul(dp.clone(), p.clone()), 3);
+    let ds = B::float_mul(p, B::float_sub(dp, row));
+    let dq = B::float_matmul(ds.clone(), k);
+    let dk = B::float_matmul(B::float_swap_dims(ds, 2, 3), q);
+    [dq, dk, dv]
+}
+
+impl AttentionKernels for Flex {}
+#[cfg(feature = "ndarray")]
+impl AttentionKernels for burn::backend::NdArray {}
+#[cfg(feature = "wgpu")]
+impl AttentionKernels for burn::backend::Cube {}
+
+/// libtorch's flash attention on the CPU (the composite elsewhere, e.g. on CUDA).
+#[cfg(feature = "tch")]
+impl AttentionKernels for burn::backend::LibTorch {
+    fn attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        use burn::backend::libtorch::TchTensor;
+        if q.tensor.device() != tch::Device::Cpu {
+            return composite_attention::<Self>(q, k, v, bias);
+        }
+        let (out, lse) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
+            &q.tensor,
+            &k.tensor,
+            &v.tensor,
+            0.0,
+            false,
+            Some(&bias.tensor),
+            1.0,
+        );
+        (TchTensor::new(out), TchTensor::new(lse))
+    }
+
+    fn attention_backward(
+        g: FloatTensor<Self>,
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        aux: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        use burn::backend::libtorch::TchTensor;
+        if q.tensor.device() != tch::Device::Cpu {
+            return composite_attention_backward::<Self>(g, q, k, v, aux);
+        }
+        let (dq, dk, dv) =
+            tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
+                &g.tensor,
+                &q.tensor,
+                &k.tensor,
+                &v.tensor,
+                &out.tensor,
+                &aux.tensor,
+                0.0,
+                false,
+                Some(&bias.tensor),
+                1.0,
+            );
+        [TchTensor::new(dq), TchTensor::new(dk), TchTensor::new(dv)]
+    }
 }
 
 impl FusedOps for Flex {}
 #[cfg(feature = "ndarray")]
 impl FusedOps for burn::backend::NdArray {}
 #[cfg(feature = "tch")]
-impl FusedOps for burn::backend::LibTorch {}
+impl FusedOps for burn::backend::LibTorch {
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // burn-tch's own attention takes the composite path when given a bias.
+        <Self as AttentionKernels>::attention_forward(q, k, v, bias).0
+    }
+}
 #[cfg(feature = "wgpu")]
 impl FusedOps for burn::backend::Cube {}
 
-impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+impl<B: Backend + FusedOps + AttentionKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_softmax(x: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct Softmax;
@@ -94,6 +248,54 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         layer_norm_autodiff::<B, C>(x, gamma, beta, epsilon)
+    }
+
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Attention;
+
+        impl<B: Backend + AttentionKernels> Backward<B, 3> for Attention {
+            /// q, k, v, the mask, the output and the forward's auxiliary tensor.
+            type State = [FloatTensor<B>; 6];
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_q, node_k, node_v] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let [q, k, v, bias, out, aux] = ops.state;
+                let [dq, dk, dv] = B::attention_backward(g, q, k, v, bias, out, aux);
+                for (node, d) in [(node_q, dq), (node_k, dk), (node_v, dv)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, d);
+                    }
+                }
+            }
+        }
+
+        let nodes = [q.node(), k.node(), v.node()];
+        let (q, k, v, bias) = (
+            q.into_primitive(),
+            k.into_primitive(),
+            v.into_primitive(),
+            bias.into_primitive(),
+        );
+        match Attention.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (out, aux) =
+                    B::attention_forward(q.clone(), k.clone(), v.clone(), bias.clone());
+                prep.finish([q, k, v, bias, out.clone(), aux], out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_attention(q, k, v, bias)),
+        }
     }
 }
 
@@ -186,6 +388,17 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     ))
 }
 
+/// Attention `softmax(q k^T + bias) v` of pre-scaled queries as one operation (see the module
+/// docs). `q: [b, h, l, e]`, `k, v: [b, h, s, e]`, `bias: [b or 1, 1, l, s]`.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
 /// The epsilon of every layer norm in the model (burn's `LayerNormConfig` default).
 pub const LN_EPSILON: f64 = 1e-5;
 
@@ -244,6 +457,68 @@ mod tests {
         let row_sums = gf.clone().sum_dim(3).abs().max().into_scalar::<f32>();
         assert!(row_sums < 1e-5, "{row_sums}");
         assert!(gf.abs().max().into_scalar::<f32>() > 1e-2);
+    }
+
+    /// The fused attention and the composite (matmul, mask, softmax, matmul) agree: output and
+    /// the gradients of q, k and v, on `dev`.
+    fn attention_matches_the_composite_on(dev: &Device) {
+        let dev = dev.clone().autodiff();
+        let (b, h, l, s, e) = (2, 3, 5, 9, 4);
+        let q = Tensor::<4>::random([b, h, l, e], Distribution::Normal(0.0, 1.0), &dev);
+        let k = Tensor::<4>::random([b, h, s, e], Distribution::Normal(0.0, 1.0), &dev);
+        let v = Tensor::<4>::random([b, h, s, e], Distribution::Normal(0.0, 1.0), &dev);
+        // Every query keeps its first key; about a third of the rest are masked.
+        let mask = Tensor::<4>::random([b, 1, l, s], Distribution::Uniform(0.0, 1.0), &dev)
+            .greater_elem(0.66)
+            .float()
+            .slice_assign([0..b, 0..1, 0..l, 0..1], Tensor::zeros([b, 1, l, 1], &dev))
+            .mul_scalar(-1e9);
+        let w = Tensor::<4>::random([b, h, l, e], Distribution::Normal(0.0, 1.0), &dev);
+        let run = |fused: bool| {
+            let (q, k, v) = (
+                q.clone().require_grad(),
+                k.clone().require_grad(),
+                v.clone().require_grad(),
+            );
+            let y = if fused {
+                attention(q.clone(), k.clone(), v.clone(), mask.clone())
+            } else {
+                let s = q.clone().matmul(k.clone().swap_dims(2, 3)) + mask.clone();
+                activation::softmax(s, 3).matmul(v.clone())
+            };
+            let g = (y.clone() * w.clone()).sum().backward();
+            let grads = [
+                q.grad(&g).unwrap(),
+                k.grad(&g).unwrap(),
+                v.grad(&g).unwrap(),
+            ];
+            (y.inner(), grads)
+        };
+        let ((yf, gf), (yc, gc)) = (run(true), run(false));
+        let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+        assert!(diff(yf.clone(), yc) < 1e-5);
+        // Forward only, on the plain device (the inference path: the backend's own kernel).
+        let inference = attention(q.inner(), k.inner(), v.inner(), mask.inner());
+        assert!(diff(inference, yf) < 1e-5);
+        for (a, b) in gf.into_iter().zip(gc) {
+            assert!(a.clone().abs().max().into_scalar::<f32>() > 1e-2);
+            let d = diff(a, b);
+            assert!(d < 1e-4, "{d}");
+        }
+    }
+
+    #[test]
+    fn attention_matches_the_composite() {
+        attention_matches_the_composite_on(&Device::flex());
+    }
+
+    /// On libtorch's CPU the fused attention runs libtorch's flash kernels.
+    #[cfg(feature = "tch")]
+    #[test]
+    fn attention_matches_the_composite_on_libtorch() {
+        attention_matches_the_composite_on(&Device::from(
+            burn::backend::libtorch::LibTorchDevice::Cpu,
+        ));
     }
 
     /// The fused layer norm and burn's `LayerNorm` agree: values and the gradients of the

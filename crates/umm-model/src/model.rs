@@ -42,7 +42,7 @@ use burn::tensor::module::linear;
 
 use crate::UmmConfig;
 use crate::config::MIN_FLOW_TIME;
-use crate::fused::{layer_norm, softmax};
+use crate::fused::{attention as fused_attention, layer_norm, softmax};
 use crate::tokenizer::{ANS, PAD};
 
 /// Per-expert weights of one layer.
@@ -187,11 +187,11 @@ impl Block {
                 continue;
             };
             let q = split_heads(p[0].clone(), self.n_heads);
-            let mut scores = q.matmul(k.clone().swap_dims(2, 3)); // [b, h, s_j, s]
-            if let Some(bias) = &bias[j] {
-                scores = scores + bias.clone();
-            }
-            let att = merge_heads(softmax(scores, 3).matmul(v.clone()));
+            let att = match &bias[j] {
+                Some(bias) => fused_attention(q, k.clone(), v.clone(), bias.clone()),
+                None => softmax(q.matmul(k.clone().swap_dims(2, 3)), 3).matmul(v.clone()),
+            };
+            let att = merge_heads(att);
             let x = x + e.out.forward(att);
             out[j] = Some(x.clone() + e.mlp(x));
         }
@@ -232,8 +232,12 @@ pub fn attention(qkv: Tensor<3>, n_heads: usize, bias: Tensor<4>) -> Tensor<3> {
     let q = split_heads(qkv.clone().slice_dim(2, 0..d), n_heads);
     let k = split_heads(qkv.clone().slice_dim(2, d..2 * d), n_heads);
     let v = split_heads(qkv.slice_dim(2, 2 * d..3 * d), n_heads);
-    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
-    merge_heads(softmax(scores, 3).matmul(v))
+    merge_heads(fused_attention(
+        q.div_scalar((hd as f32).sqrt()),
+        k,
+        v,
+        bias,
+    ))
 }
 
 /// What the model is given. Every part but the text is optional.
