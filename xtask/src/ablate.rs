@@ -596,6 +596,24 @@ mod tests {
                 let c = apply_overrides(&SrumConfig::default(), &[&g.defaults, &v.set])
                     .unwrap_or_else(|e| panic!("{} / {}: {e:#}", p.display(), v.name));
                 assert!(c.prompts.split.ends_with("train.tsv"), "{}", v.name);
+                // Every base model a grid names is committed.
+                let base = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(&c.base);
+                assert!(
+                    base.exists(),
+                    "{} / {}: {}",
+                    p.display(),
+                    v.name,
+                    base.display()
+                );
+                if let Some(b) = &v.vs_base {
+                    assert!(
+                        g.variant.iter().any(|w| &w.name == b),
+                        "{}: vs_base {b}",
+                        v.name
+                    );
+                }
             }
             n += 1;
         }

@@ -385,7 +385,7 @@ struct Manifest {
 }
 
 /// `cargo xtask ship-base`.
-pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize) -> Result<()> {
+pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Path) -> Result<()> {
     let weights = run_dir.join("model.safetensors");
     if !weights.exists() {
         bail!(
@@ -415,7 +415,7 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize) -> Result
         split: PathBuf::from("datasets/splits/test.tsv"),
         samples,
         sample: SampleConfig::default(),
-        out_dir: PathBuf::from("results"),
+        out_dir: out.to_path_buf(),
     };
     let o = run(&args)?;
     let m = Manifest {

@@ -190,6 +190,10 @@ enum Cmd {
         /// Images generated per test prompt.
         #[arg(long, default_value_t = base_eval::DEFAULT_SAMPLES)]
         samples: usize,
+        /// Where the evaluation goes (base-gap.json, base-eval.{json,md}, sheets); default
+        /// `results` for `base-tiny`, `results/<name>` for any other name.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -309,7 +313,14 @@ fn run(cli: Cli) -> Result<()> {
             name,
             command,
             samples,
-        } => base_eval::ship(&run, &name, &command, samples)?,
+            out_dir,
+        } => {
+            let out = out_dir.unwrap_or_else(|| match name.as_str() {
+                "base-tiny" => PathBuf::from("results"),
+                other => PathBuf::from("results").join(other),
+            });
+            base_eval::ship(&run, &name, &command, samples, &out)?
+        }
         Cmd::Firewall => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
