@@ -136,15 +136,12 @@ fn grid_path(grid: &str) -> (PathBuf, String) {
     }
 }
 
-/// The short hash of HEAD ("unknown" outside a git checkout).
+/// The short hash of the commit this binary was built from (`-dirty` when code or
+/// configuration differed from it; "unknown" outside a git checkout), written by `build.rs`.
+/// Not the checkout's HEAD at run time: a grid that runs for hours while later commits land
+/// records the code that actually produced its rows.
 pub fn commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    env!("SRUM_BUILD_COMMIT").to_string()
 }
 
 /// Runs the grid; finished rows are skipped.
