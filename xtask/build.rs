@@ -38,7 +38,12 @@ fn main() {
         commit
     };
     println!("cargo:rustc-env=SRUM_BUILD_COMMIT={tag}");
-    for p in ["../.git/HEAD", "../.git/index", "../.git/refs/heads"] {
+    // A commit moves the branch's ref file (a directory's mtime would not change).
+    let mut watch = vec!["../.git/HEAD".to_string(), "../.git/index".to_string()];
+    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch.push(format!("../.git/{r}"));
+    }
+    for p in watch {
         println!("cargo:rerun-if-changed={p}");
     }
 }
