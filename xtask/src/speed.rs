@@ -1,7 +1,7 @@
 //! `cargo xtask bench speed`: Burn against PyTorch on this machine, in one run.
 //!
 //! Builds `burn-speed` for the default CPU backend (flex) and for libtorch (`--features tch`,
-//! against `.venv-torch`), exports the fixed inputs (`burn-speed export`), then alternates
+//! against `.venv-torch`; and flex with AVX-512 matmul kernels, `--features avx512`), exports the fixed inputs (`burn-speed export`), then alternates
 //! the contenders round by round (Burn flex, Burn tch-cpu, PyTorch eager, PyTorch
 //! `torch.compile`: A B C D A B C D ...), one process per measurement, and writes
 //! `results/speed.json` and `results/speed.md`: median training-step time of each, the ratio
@@ -36,6 +36,10 @@ pub struct SpeedArgs {
     /// Leave out Burn on libtorch (needs .venv-torch; installed on first use, about 6.7 GB).
     #[arg(long)]
     pub no_tch: bool,
+    /// Leave out flex with AVX-512 matmul kernels (`--features avx512`, built into
+    /// target/v4: a second build of Burn, about 8 minutes the first time).
+    #[arg(long)]
+    pub no_avx512: bool,
     /// Prompt counts of the SRUM round-cost measurement (empty: skip it).
     #[arg(long, value_delimiter = ',', default_value = "48,96,192")]
     pub round_prompts: Vec<usize>,
@@ -120,30 +124,44 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn cargo_build_flex() -> Result<PathBuf> {
-    let s = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "benchmarks",
-            "--bin",
-            "burn-speed",
-        ])
-        .status()?;
-    ensure!(s.success(), "building burn-speed failed");
-    Ok(PathBuf::from("target/release/burn-speed"))
+/// Builds the flex `burn-speed`, with `features` into `target_dir` when given.
+fn cargo_build_flex(features: Option<(&str, &str)>) -> Result<PathBuf> {
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "benchmarks",
+        "--bin",
+        "burn-speed",
+    ]);
+    let mut dir = PathBuf::from("target");
+    if let Some((f, target)) = features {
+        cmd.args(["--features", f]).env("CARGO_TARGET_DIR", target);
+        dir = PathBuf::from(target);
+    }
+    ensure!(cmd.status()?.success(), "building burn-speed failed");
+    Ok(dir.join("release/burn-speed"))
 }
 
 fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender>> {
     let dir = race.display().to_string();
     let mut v = vec![Contender {
         name: "burn-flex",
-        program: cargo_build_flex()?,
+        program: cargo_build_flex(None)?,
         lead: vec![],
         ld_path: None,
         backend_args: vec!["--device".into(), "cpu".into()],
     }];
+    if !a.no_avx512 {
+        v.push(Contender {
+            name: "burn-flex-avx512",
+            program: cargo_build_flex(Some(("avx512", "target/v4")))?,
+            lead: vec![],
+            ld_path: None,
+            backend_args: vec!["--device".into(), "cpu".into()],
+        });
+    }
     if !a.no_tch {
         v.push(Contender {
             name: "burn-tch-cpu",
@@ -305,11 +323,15 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
             "sample_mean_abs": sample_abs[i],
         }));
     }
-    let get = |name: &str| rows.iter().find(|r| r["name"] == name);
-    let burn = get("burn-tch-cpu")
-        .or_else(|| get("burn-flex"))
-        .expect("flex always runs");
-    let flex = get("burn-flex").expect("flex always runs");
+    // The fastest Burn backend, and the fastest pure-Rust one.
+    let fastest = |prefix: &str| {
+        rows.iter()
+            .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .min_by(|a, b| f(&a["step_s_median"]).total_cmp(&f(&b["step_s_median"])))
+            .expect("flex always runs")
+    };
+    let burn = fastest("burn-");
+    let flex = fastest("burn-flex");
     let torch_row = &rows[eager];
     // How a SRUM round's cost grows with its prompts.
     let mut scaling = Vec::new();
@@ -351,7 +373,7 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
         "peak_gflops_per_round": peaks,
         "peak_library": peak_library,
         "mfu": burn["mfu"],
-        "pure_rust_backend": "burn-flex",
+        "pure_rust_backend": flex["name"],
         "pure_rust_step_s": flex["step_s_median"],
         "ratio_pure_rust_over_torch": flex["ratio_over_torch_eager"],
         "sampling_images_per_s": burn["sampling_images_per_s"],
