@@ -181,7 +181,7 @@ pub fn run(grid: &str, seeds: u64, only: Option<&str>) -> Result<()> {
         }
     }
     write_summary(&g, &results)?;
-    for f in crate::ablation_plot::plot_grid(&results)? {
+    for f in crate::ablation_plot::plot_grid(&results, &vs_base(&g))? {
         eprintln!("wrote {}", f.display());
     }
     eprintln!(
@@ -390,17 +390,38 @@ pub fn update_readme(readme: &Path, grid: &str, md: &str) -> Result<()> {
     Ok(())
 }
 
-/// Regenerates `summary.csv`, `summary.md` and the README section of the grid in `results`
-/// from its `row.json` files (`cargo xtask plot`); grids without a TOML are skipped.
-pub fn resummarise(results: &Path) -> Result<bool> {
+/// Each variant's `vs_base`, where it names one.
+fn vs_base(g: &Grid) -> BTreeMap<String, String> {
+    g.variant
+        .iter()
+        .filter_map(|v| Some((v.name.clone(), v.vs_base.clone()?)))
+        .collect()
+}
+
+/// The grid whose results are in `results` (`configs/ablation/<folder name>.toml`), if any.
+fn grid_of(results: &Path) -> Result<Option<Grid>> {
     let Some(name) = results.file_name().map(|n| n.to_string_lossy().to_string()) else {
-        return Ok(false);
+        return Ok(None);
     };
     let (path, _) = grid_path(&name);
     let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let g = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some(g))
+}
+
+/// The `vs_base` map of the grid whose results are in `results`; empty without its TOML.
+pub fn vs_base_of(results: &Path) -> Result<BTreeMap<String, String>> {
+    Ok(grid_of(results)?.as_ref().map(vs_base).unwrap_or_default())
+}
+
+/// Regenerates `summary.csv`, `summary.md` and the README section of the grid in `results`
+/// from its `row.json` files (`cargo xtask plot`); grids without a TOML are skipped.
+pub fn resummarise(results: &Path) -> Result<bool> {
+    let Some(g) = grid_of(results)? else {
         return Ok(false);
     };
-    let g: Grid = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     write_summary(&g, results)?;
     Ok(true)
 }

@@ -125,7 +125,8 @@ fn bench_panels() -> [(&'static str, Vec<&'static str>); 2] {
 
 /// Distinct colours (Tableau 10), then repeating.
 fn colour(i: usize) -> RGBColor {
-    const C: [(u8, u8, u8); 10] = [
+    // Tableau 10, then six darker colours, so a grid of up to 16 variants repeats none.
+    const C: [(u8, u8, u8); 16] = [
         (78, 121, 167),
         (242, 142, 43),
         (225, 87, 89),
@@ -136,6 +137,12 @@ fn colour(i: usize) -> RGBColor {
         (255, 157, 167),
         (156, 117, 95),
         (186, 176, 172),
+        (31, 48, 94),
+        (117, 70, 160),
+        (60, 60, 60),
+        (140, 140, 30),
+        (0, 110, 110),
+        (200, 40, 150),
     ];
     let (r, g, b) = C[i % C.len()];
     RGBColor(r, g, b)
@@ -228,9 +235,27 @@ where
     Ok(())
 }
 
+/// Every variant but `base`, labelled, with its paired delta of `col` against its own base:
+/// `vs_base[variant]` where the grid names one (a variant from another base model), else `base`.
+fn deltas(
+    rows: &[Row],
+    vs_base: &BTreeMap<String, String>,
+    col: &str,
+) -> Vec<(String, Option<(f64, f64)>)> {
+    variants(rows)
+        .into_iter()
+        .filter(|v| v != "base")
+        .map(|v| match vs_base.get(&v) {
+            Some(b) => (format!("{v} (vs {b})"), paired(rows, &v, b, col)),
+            None => (v.clone(), paired(rows, &v, "base", col)),
+        })
+        .collect()
+}
+
 fn delta_on<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     rows: &[Row],
+    vs_base: &BTreeMap<String, String>,
     title: &str,
 ) -> Result<()>
 where
@@ -238,16 +263,17 @@ where
 {
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
-    let vs: Vec<String> = variants(rows).into_iter().filter(|v| v != "base").collect();
     let panels = root.split_evenly((1, 2));
     for (area, (col, name)) in panels.iter().zip([
         ("compbench_overall", "CompBench-style overall"),
         ("reasonbench_overall", "ReasonBench-style overall"),
     ]) {
-        let d: Vec<(usize, (f64, f64))> = vs
+        let labelled = deltas(rows, vs_base, col);
+        let vs: Vec<String> = labelled.iter().map(|(l, _)| l.clone()).collect();
+        let d: Vec<(usize, (f64, f64))> = labelled
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| Some((i, paired(rows, v, "base", col)?)))
+            .filter_map(|(i, (_, d))| Some((i, (*d)?)))
             .collect();
         let span = d.iter().map(|(_, (m, s))| m.abs() + s).fold(1.0, f64::max) * 1.2;
         let n = vs.len().max(1) as f64;
@@ -258,7 +284,7 @@ where
             )
             .margin(10)
             .x_label_area_size(30)
-            .y_label_area_size(110)
+            .y_label_area_size(150)
             .build_cartesian_2d(-span..span, 0.0..n)?;
         chart
             .configure_mesh()
@@ -395,7 +421,9 @@ where
 
 /// Draws `bars`, `delta` and `curves` (PNG and SVG) of the grid whose results are in `dir`;
 /// returns the files written.
-pub fn plot_grid(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Draws every plot of the grid in `dir` from its CSVs; `vs_base` names, per variant, the row
+/// its deltas are taken against when that is not `base` (the grid's `vs_base` keys).
+pub fn plot_grid(dir: &Path, vs_base: &BTreeMap<String, String>) -> Result<Vec<PathBuf>> {
     init_font()?;
     let name = dir
         .file_name()
@@ -424,10 +452,16 @@ pub fn plot_grid(dir: &Path) -> Result<Vec<PathBuf>> {
         delta_on(
             BitMapBackend::new(&p, size).into_drawing_area(),
             &rows,
+            vs_base,
             &title,
         )?;
         let s = dir.join("delta.svg");
-        delta_on(SVGBackend::new(&s, size).into_drawing_area(), &rows, &title)?;
+        delta_on(
+            SVGBackend::new(&s, size).into_drawing_area(),
+            &rows,
+            vs_base,
+            &title,
+        )?;
         written.extend([p, s]);
     }
     let mut runs = Vec::new();
@@ -500,7 +534,7 @@ mod tests {
     fn plots_are_drawn_from_the_csvs_alone_and_redraw_identically() {
         let dir = std::env::temp_dir().join(format!("xtask-plot-{}", std::process::id()));
         fake_grid(&dir);
-        let files = plot_grid(&dir).unwrap();
+        let files = plot_grid(&dir, &BTreeMap::new()).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
@@ -522,9 +556,16 @@ mod tests {
         let rows = read_summary_csv(&dir.join("summary.csv")).unwrap();
         let (m, s) = paired(&rows, "srum", "base", "compbench_overall").unwrap();
         assert!((m - 1.5).abs() < 1e-9 && s < 1e-9, "{m} {s}");
-        plot_grid(&dir).unwrap();
+        plot_grid(&dir, &BTreeMap::new()).unwrap();
         let again: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
         assert_eq!(first, again, "a redraw must give the same bytes");
+        // A variant from another base model is paired with that model's row, not `base`.
+        let vs_base = BTreeMap::from([("srum".to_string(), "sft".to_string())]);
+        let d = deltas(&rows, &vs_base, "compbench_overall");
+        assert_eq!(d[0].0, "sft");
+        assert!((d[0].1.unwrap().0 - 0.5).abs() < 1e-9, "{d:?}");
+        assert_eq!(d[1].0, "srum (vs sft)");
+        assert!((d[1].1.unwrap().0 - 1.0).abs() < 1e-9, "{d:?}");
         if std::env::var_os("KEEP_PLOTS").is_none() {
             std::fs::remove_dir_all(dir).unwrap();
         }

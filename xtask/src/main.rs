@@ -291,7 +291,7 @@ fn run(cli: Cli) -> Result<()> {
                         g.display()
                     );
                 }
-                for f in ablation_plot::plot_grid(&g)? {
+                for f in ablation_plot::plot_grid(&g, &ablate::vs_base_of(&g)?)? {
                     println!("wrote {}", f.display());
                 }
             }
