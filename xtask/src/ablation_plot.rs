@@ -332,11 +332,12 @@ where
     Ok(())
 }
 
-/// A variant's colour index, name and (step, loss, mean reward) points.
-type CurveRun = (usize, String, Vec<(f64, f64, f64)>);
+/// A variant's colour index, name and [step, loss, plain loss, mean weight] points.
+type CurveRun = (usize, String, Vec<[f64; 4]>);
 
-/// (step, loss, mean reward) of a run's metrics.csv across rounds.
-fn read_curve(path: &Path) -> Result<Vec<(f64, f64, f64)>> {
+/// [step, loss, plain loss, mean token weight] of a run's metrics.csv, steps counted across
+/// rounds.
+fn read_curve(path: &Path) -> Result<Vec<[f64; 4]>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
@@ -353,7 +354,7 @@ fn read_curve(path: &Path) -> Result<Vec<(f64, f64, f64)>> {
             last_round = f[0];
         }
         last_step = f[1];
-        out.push((offset + f[1], f[3], f[6]));
+        out.push([offset + f[1], f[3], f[5], f[6]]);
     }
     Ok(out)
 }
@@ -368,19 +369,17 @@ where
 {
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
-    let panels = root.split_evenly((1, 2));
-    for (p, (area, name)) in panels
-        .iter()
-        .zip([
-            "training loss (weighted + lambda plain; SFT: plain)",
-            "mean token weight of the batch",
-        ])
-        .enumerate()
-    {
-        let pick = |t: &(f64, f64, f64)| if p == 0 { t.1 } else { t.2 };
+    let names = [
+        "training loss (weighted + lambda plain; SFT: plain)",
+        "plain flow-matching loss (unweighted)",
+        "mean token weight of the batch",
+    ];
+    let panels = root.split_evenly((1, names.len()));
+    for (p, (area, name)) in panels.iter().zip(names).enumerate() {
+        let pick = |t: &[f64; 4]| t[p + 1];
         let max_x = runs
             .iter()
-            .flat_map(|(_, _, c)| c.iter().map(|t| t.0))
+            .flat_map(|(_, _, c)| c.iter().map(|t| t[0]))
             .fold(1.0, f64::max);
         let hi = runs
             .iter()
@@ -402,27 +401,29 @@ where
             let col = colour(*i);
             chart
                 .draw_series(LineSeries::new(
-                    c.iter().map(|t| (t.0, pick(t))),
+                    c.iter().map(|t| (t[0], pick(t))),
                     col.stroke_width(2),
                 ))?
                 .label(v.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .label_font(("sans-serif", 12))
-            .draw()?;
+        // One legend, on the weight panel, where the curves leave room.
+        if p == names.len() - 1 {
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.85))
+                .label_font(("sans-serif", 12))
+                .draw()?;
+        }
     }
     root.present()?;
     Ok(())
 }
 
-/// Draws `bars`, `delta` and `curves` (PNG and SVG) of the grid whose results are in `dir`;
-/// returns the files written.
-/// Draws every plot of the grid in `dir` from its CSVs; `vs_base` names, per variant, the row
-/// its deltas are taken against when that is not `base` (the grid's `vs_base` keys).
+/// Draws `bars`, `delta` and `curves` (PNG and SVG) of the grid whose results are in `dir`
+/// from its CSVs and returns the files written; `vs_base` names, per variant, the row its
+/// deltas are taken against when that is not `base` (the grid's `vs_base` keys).
 pub fn plot_grid(dir: &Path, vs_base: &BTreeMap<String, String>) -> Result<Vec<PathBuf>> {
     init_font()?;
     let name = dir
@@ -475,13 +476,13 @@ pub fn plot_grid(dir: &Path, vs_base: &BTreeMap<String, String>) -> Result<Vec<P
         let title = format!("ablation '{name}': post-training curves (seed 0)");
         let p = dir.join("curves.png");
         curves_on(
-            BitMapBackend::new(&p, (1200, 450)).into_drawing_area(),
+            BitMapBackend::new(&p, (1500, 450)).into_drawing_area(),
             &runs,
             &title,
         )?;
         let s = dir.join("curves.svg");
         curves_on(
-            SVGBackend::new(&s, (1200, 450)).into_drawing_area(),
+            SVGBackend::new(&s, (1500, 450)).into_drawing_area(),
             &runs,
             &title,
         )?;
