@@ -27,7 +27,10 @@
 //! benchmark summaries, the run's `metrics.csv`, `rounds.csv` and `config.toml`), then
 //! `summary.csv` (one row per variant and seed) and `summary.md` (mean +- std over seeds,
 //! paired deltas). A row whose `row.json` exists is not rerun, so a grid can be spread over
-//! several sittings and a finished grid reruns in seconds.
+//! several sittings and a finished grid reruns in seconds. Sittings may run side by side
+//! (`--only <variant>` each): a row being run is claimed by `runs/ablation/<grid>/<variant>-
+//! s<seed>.lock` (the owner's process id) and skipped by the others; a lock whose process is gone
+//! is taken over.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -154,8 +157,9 @@ pub fn run(grid: &str, seeds: u64, only: Option<&str>) -> Result<()> {
     let results = PathBuf::from("results/ablation").join(&name);
     let runs = PathBuf::from("runs/ablation").join(&name);
     std::fs::create_dir_all(&results)?;
+    std::fs::create_dir_all(&runs)?;
     let t0 = Instant::now();
-    let (mut done, mut skipped) = (0, 0);
+    let (mut done, mut skipped, mut busy) = (0, 0, 0);
     for v in &g.variant {
         if only.is_some_and(|o| o != v.name) {
             continue;
@@ -167,6 +171,16 @@ pub fn run(grid: &str, seeds: u64, only: Option<&str>) -> Result<()> {
                 skipped += 1;
                 continue;
             }
+            let lock = runs.join(format!("{}-s{seed}.lock", v.name));
+            let Some(_lock) = RowLock::take(&lock)? else {
+                eprintln!(
+                    "== {name} / {} / seed {seed}: another ablate process is running it ({}), skipped",
+                    v.name,
+                    lock.display()
+                );
+                busy += 1;
+                continue;
+            };
             let mut cfg = apply_overrides(&SrumConfig::default(), &[&g.defaults, &v.set])
                 .with_context(|| format!("variant '{}'", v.name))?;
             cfg.train.seed = seed;
@@ -181,15 +195,81 @@ pub fn run(grid: &str, seeds: u64, only: Option<&str>) -> Result<()> {
         }
     }
     write_summary(&g, &results)?;
-    for f in crate::ablation_plot::plot_grid(&results, &vs_base(&g))? {
-        eprintln!("wrote {}", f.display());
+    // Nothing to draw while every row is still running elsewhere.
+    if done + skipped > 0 {
+        for f in crate::ablation_plot::plot_grid(&results, &vs_base(&g))? {
+            eprintln!("wrote {}", f.display());
+        }
     }
+    let busy = if busy > 0 {
+        format!(", {busy} running in another process")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{name}: {done} row(s) run, {skipped} already finished, in {:.0} s; {}",
+        "{name}: {done} row(s) run, {skipped} already finished{busy}, in {:.0} s; {}",
         t0.elapsed().as_secs_f64(),
         results.join("summary.csv").display()
     );
     Ok(())
+}
+
+/// A claim on one row's run folder, so two `ablate` processes never train the same row at
+/// once (parallel sittings on disjoint rows are the intended use). The file holds the owner's
+/// process id and goes when the claim is dropped; a lock left by a process that no longer runs
+/// (killed, machine restarted) is taken over, so a dead sitting never blocks a rerun.
+struct RowLock(PathBuf);
+
+impl RowLock {
+    /// The claim, or `None` when a live process holds the row.
+    fn take(path: &Path) -> Result<Option<RowLock>> {
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    write!(f, "{}", std::process::id())?;
+                    return Ok(Some(RowLock(path.to_path_buf())));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    if owner.is_some_and(process_alive) {
+                        return Ok(None);
+                    }
+                    eprintln!(
+                        "{}: left by a process that is gone ({owner:?}); taking the row over",
+                        path.display()
+                    );
+                    std::fs::remove_file(path)
+                        .with_context(|| format!("removing stale lock {}", path.display()))?;
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for RowLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether process `pid` runs on this machine (`/proc` on Linux, `kill -0` elsewhere).
+fn process_alive(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        return Path::new(&format!("/proc/{pid}")).exists();
+    }
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn run_row(
@@ -636,6 +716,38 @@ mod tests {
             n += 1;
         }
         assert!(n >= 3, "{n} grids");
+    }
+
+    #[test]
+    fn a_row_held_by_a_live_process_is_skipped_and_a_dead_ones_lock_taken_over() {
+        let dir = std::env::temp_dir().join(format!("xtask-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("srum-s0.lock");
+        let held = RowLock::take(&p).unwrap().expect("a free row");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            std::process::id().to_string()
+        );
+        assert!(
+            RowLock::take(&p).unwrap().is_none(),
+            "held by this (live) process"
+        );
+        drop(held);
+        assert!(!p.exists(), "dropping the claim removes the lock");
+        // A lock left by a process that has exited is taken over.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(&p, dead.to_string()).unwrap();
+        let taken = RowLock::take(&p)
+            .unwrap()
+            .expect("a stale lock is taken over");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(taken);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
