@@ -123,9 +123,9 @@ fn bench_panels() -> [(&'static str, Vec<&'static str>); 2] {
     ]
 }
 
-/// Distinct colours (Tableau 10), then repeating.
+/// Distinct colours: Tableau 10, then six darker ones, so a grid of up to 16 variants repeats
+/// none; then repeating.
 fn colour(i: usize) -> RGBColor {
-    // Tableau 10, then six darker colours, so a grid of up to 16 variants repeats none.
     const C: [(u8, u8, u8); 16] = [
         (78, 121, 167),
         (242, 142, 43),
