@@ -60,6 +60,13 @@ pub struct UmmConfig {
     /// its accuracy on whole-scene questions.
     #[serde(default)]
     pub und_encoder_layers: usize,
+    /// `true`: the flow time also modulates every layer's generation tokens, adaLN-Zero as in
+    /// DiT (Peebles and Xie, 2023): per layer a linear map of the time embedding gives a shift,
+    /// a scale and a gate for the attention and the MLP branch, zero-initialised so each branch
+    /// starts closed. `false`: the time embedding is only added to the generation tokens at the
+    /// input. It adds `n_layers * 6 d (d + 1)` weights and no per-token matrix products.
+    #[serde(default)]
+    pub gen_adaln: bool,
 }
 
 fn default_true() -> bool {
@@ -89,6 +96,7 @@ impl UmmConfig {
             predict_clean: true,
             und_stem: 32,
             und_encoder_layers: 0,
+            gen_adaln: false,
         }
     }
 

@@ -9,7 +9,8 @@
 //! The understanding image is encoded before it joins the sequence: an optional
 //! convolutional stem (`und_stem`) under the patch embedding, and optional image-only layers
 //! (`und_encoder_layers`), a small vision encoder as BAGEL has its ViT. Generation patches
-//! enter as plain pixel patches.
+//! enter as plain pixel patches, with the flow time's embedding added; with `gen_adaln` the
+//! time embedding also shifts, scales and gates each layer's generation branches (adaLN-Zero).
 //!
 //! The generation head predicts the clean patches when `predict_clean` is set (the default;
 //! x-prediction as in JiT) and the returned velocity is derived from them,
@@ -68,11 +69,6 @@ impl Expert {
             fc2: LinearConfig::new(c.mlp_ratio * d, d).init(device),
         }
     }
-
-    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        self.fc2
-            .forward(gelu(self.fc1.forward(layer_norm(&self.norm2, x))))
-    }
 }
 
 /// The convolutional stem of the understanding image path (see [`UmmConfig::und_stem`]).
@@ -112,8 +108,14 @@ pub struct Block {
     und: Expert,
     /// `None` in the dense design: the understanding weights serve every token.
     gen_expert: Option<Expert>,
+    /// adaLN-Zero of the generation tokens ([`UmmConfig::gen_adaln`]): time embedding `[b, d]`
+    /// to shift, scale and gate of the attention branch, then of the MLP branch, `[b, 6 d]`.
+    gen_mod: Option<Linear>,
     n_heads: usize,
 }
+
+/// Shift, scale and gate of one branch, each `[batch, 1, d]`.
+type Modulation = [Tensor<3>; 3];
 
 impl Block {
     /// A freshly initialised layer (public for the micro-benchmarks).
@@ -121,8 +123,23 @@ impl Block {
         Block {
             und: Expert::init(c, device),
             gen_expert: (!c.dense).then(|| Expert::init(c, device)),
+            gen_mod: c.gen_adaln.then(|| {
+                LinearConfig::new(c.d_model, 6 * c.d_model)
+                    .with_initializer(burn::nn::Initializer::Zeros)
+                    .init(device)
+            }),
             n_heads: c.n_heads,
         }
+    }
+
+    /// The two branches' modulations for the generation tokens, from the time embedding
+    /// `cond: [batch, d]`; `None` without adaLN.
+    fn modulation(&self, cond: Option<&Tensor<2>>) -> Option<[Modulation; 2]> {
+        let (m, cond) = (self.gen_mod.as_ref()?, cond?);
+        let d = cond.dims()[1];
+        let all = m.forward(silu(cond.clone())).unsqueeze_dim::<3>(1); // [b, 1, 6d]
+        let part = |i: usize| all.clone().slice_dim(2, i * d..(i + 1) * d);
+        Some([[part(0), part(1), part(2)], [part(3), part(4), part(5)]])
     }
 
     /// # Shapes
@@ -132,7 +149,7 @@ impl Block {
         let s = x.dims()[1];
         let und = (split > 0).then(|| x.clone().slice_dim(1, 0..split));
         let gen_x = (split < s).then(|| x.slice_dim(1, split..s));
-        let (u, g) = self.forward_segments(und, gen_x, &split_bias(bias, split));
+        let (u, g) = self.forward_segments(und, gen_x, &split_bias(bias, split), None);
         Tensor::cat(u.into_iter().chain(g).collect(), 1)
     }
 
@@ -142,14 +159,31 @@ impl Block {
     /// [`split_bias`]). Each segment's projections and MLP run on its own expert; only the keys
     /// and values are joined, for the shared attention. Keeping the segments apart means the
     /// backward pass never has to scatter a gradient into a slice of the whole sequence.
+    /// `gen_cond` is the time embedding `[batch, d]` that modulates the generation tokens when
+    /// the layer has adaLN ([`UmmConfig::gen_adaln`]); otherwise it is ignored.
     pub fn forward_segments(
         &self,
         und: Option<Tensor<3>>,
         gen_x: Option<Tensor<3>>,
         bias: &[Option<Tensor<4>>; 2],
+        gen_cond: Option<&Tensor<2>>,
     ) -> (Option<Tensor<3>>, Option<Tensor<3>>) {
         let gen_e = self.gen_expert.as_ref().unwrap_or(&self.und);
         let experts = [&self.und, gen_e];
+        let mods = [None, self.modulation(gen_cond)];
+        // Layer norm, then (generation tokens with adaLN) `* (1 + scale) + shift`.
+        let norm = |n: &LayerNorm, x: Tensor<3>, m: Option<&Modulation>| {
+            let h = layer_norm(n, x);
+            match m {
+                Some([shift, scale, _]) => h * (scale.clone() + 1.0) + shift.clone(),
+                None => h,
+            }
+        };
+        // A branch's output, gated with adaLN.
+        let gate = |y: Tensor<3>, m: Option<&Modulation>| match m {
+            Some([_, _, g]) => y * g.clone(),
+            None => y,
+        };
         let xs = [und, gen_x];
         let d = xs.iter().flatten().next().map_or(0, |x| x.dims()[2]);
         let hd = d / self.n_heads;
@@ -159,9 +193,10 @@ impl Block {
         let qkv: Vec<Option<[Tensor<3>; 3]>> = xs
             .iter()
             .zip(experts)
-            .map(|(x, e)| {
+            .zip(&mods)
+            .map(|((x, e), m)| {
                 x.as_ref().map(|x| {
-                    let h = layer_norm(&e.norm1, x.clone());
+                    let h = norm(&e.norm1, x.clone(), m.as_ref().map(|m| &m[0]));
                     let w = e.qkv.weight.val();
                     let b = e.qkv.bias.as_ref().map(|b| b.val());
                     let part = |i: usize| {
@@ -192,8 +227,11 @@ impl Block {
                 None => softmax(q.matmul(k.clone().swap_dims(2, 3)), 3).matmul(v.clone()),
             };
             let att = merge_heads(att);
-            let x = x + e.out.forward(att);
-            out[j] = Some(x.clone() + e.mlp(x));
+            let m = mods[j].as_ref();
+            let x = x + gate(e.out.forward(att), m.map(|m| &m[0]));
+            let h = norm(&e.norm2, x.clone(), m.map(|m| &m[1]));
+            let y = e.fc2.forward(gelu(e.fc1.forward(h)));
+            out[j] = Some(x + gate(y, m.map(|m| &m[1])));
         }
         let [u, g] = out;
         (u, g)
@@ -311,8 +349,10 @@ impl Umm {
             .init(device),
             und_in_norm: LayerNormConfig::new(d).init(device),
             und_encoder: {
+                // Image-only layers: one set of weights, and no generation tokens to modulate.
                 let one = UmmConfig {
                     dense: true,
+                    gen_adaln: false,
                     ..c.clone()
                 };
                 (0..c.und_encoder_layers)
@@ -369,7 +409,7 @@ impl Umm {
             // Every image token sees every other: no mask.
             for block in &self.und_encoder {
                 h = block
-                    .forward_segments(Some(h), None, &[None, None])
+                    .forward_segments(Some(h), None, &[None, None], None)
                     .0
                     .expect("und in");
             }
@@ -377,10 +417,11 @@ impl Umm {
         }
         let ng = input.gen_image.as_ref().map_or(0, |(x, _)| x.dims()[1]);
         let gen_input = input.gen_image.clone();
-        let mut xg = input.gen_image.map(|(img, time)| {
-            let temb = self
-                .time2
-                .forward(silu(self.time1.forward(self.time_features(time)))); // [b, d]
+        let temb = input.gen_image.as_ref().map(|(_, time)| {
+            self.time2
+                .forward(silu(self.time1.forward(self.time_features(time.clone())))) // [b, d]
+        });
+        let mut xg = input.gen_image.zip(temb.clone()).map(|((img, _), temb)| {
             self.gen_in.forward(img)
                 + self.gen_pos.forward(positions(ng))
                 + temb.unsqueeze_dim::<3>(1)
@@ -393,7 +434,7 @@ impl Umm {
         let split = t + nu;
         let bias = split_bias(attention_bias(&input.text, nu, ng), split); // rows of [b, 1, seq, seq]
         for block in &self.blocks {
-            (xu, xg) = block.forward_segments(xu, xg, &bias);
+            (xu, xg) = block.forward_segments(xu, xg, &bias, temb.as_ref());
         }
         let xu = xu.expect("the understanding segment always has the text");
         let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
@@ -429,6 +470,9 @@ impl Umm {
         for b in &self.blocks {
             if let Some(g) = &b.gen_expert {
                 g.visit(&mut ids);
+            }
+            if let Some(m) = &b.gen_mod {
+                m.visit(&mut ids);
             }
         }
         self.gen_in.visit(&mut ids);

@@ -431,3 +431,65 @@ fn yes_no_reads_the_answer_position_whatever_the_padding() {
         .to_string();
     assert!(e.contains("8x8"), "{e}");
 }
+
+#[test]
+fn adaln_starts_closed_then_opens_with_training() {
+    let s = setup();
+    let c = UmmConfig {
+        gen_adaln: true,
+        ..UmmConfig::micro()
+    };
+    let plain = Umm::init(&UmmConfig::micro(), &s.device).num_params();
+    let d = c.d_model;
+    assert_eq!(
+        Umm::init(&c, &s.device).num_params(),
+        plain + c.n_layers * 6 * d * (d + 1)
+    );
+    let other_text = text(
+        &[ids("a green triangle"), ids("two yellow crosses")],
+        &s.device,
+    );
+    // How much the velocity moves when only the prompt changes.
+    let text_effect = |m: &Umm, device: &Device| {
+        let v = |t: Tensor<2, Int>| {
+            m.forward(UmmInput {
+                text: t.to_device(device),
+                und_image: None,
+                gen_image: Some((
+                    s.gen_img.clone().to_device(device),
+                    s.time.clone().to_device(device),
+                )),
+            })
+            .velocity
+            .unwrap()
+        };
+        max_diff(v(s.text.clone()), v(other_text.clone()))
+    };
+    // Zero-initialised gates: no layer changes the generation tokens yet, so the prompt
+    // cannot reach them (the plain model reads it from the first step).
+    assert!(text_effect(&s.model, &s.device) > 1e-3);
+    let device = s.device.autodiff();
+    let mut model = Umm::init(&c, &device);
+    assert_eq!(text_effect(&model, &device), 0.0);
+    let mut optim = AdamWConfig::new().init();
+    let target = s.und.clone().to_device(&device) * 0.5;
+    let mut losses = Vec::new();
+    for _ in 0..30 {
+        let out = model.forward(UmmInput {
+            text: s.text.clone().to_device(&device),
+            und_image: None,
+            gen_image: Some((
+                s.gen_img.clone().to_device(&device),
+                s.time.clone().to_device(&device),
+            )),
+        });
+        let loss = (out.velocity.unwrap() - target.clone())
+            .powf_scalar(2.0)
+            .mean();
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(3e-3, model, grads);
+    }
+    assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
+    assert!(text_effect(&model, &device) > 1e-3);
+}
