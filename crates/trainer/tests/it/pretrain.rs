@@ -99,3 +99,20 @@ fn same_seed_same_loss_curve_and_resume_continues_exactly() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn every_committed_pretraining_config_is_valid() {
+    // configs/pretrain/*.toml are run by the commands in their headers; a field renamed or
+    // removed in the code must not leave one behind that no longer parses.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/pretrain");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let c = PretrainConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            c.validate().unwrap();
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "found {seen} configs in {}", dir.display());
+}
