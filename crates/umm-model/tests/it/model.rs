@@ -280,20 +280,25 @@ fn patches_round_trip_and_dense_is_smaller() {
 fn a_micro_model_learns() {
     // Overfit one batch: velocity regression through every part of the model.
     let s = setup();
-    let device = s.device.autodiff();
-    let mut model = Umm::init(&UmmConfig::micro(), &device);
+    let device = s.device.clone().autodiff();
+    let (_, losses) = overfit(&s, Umm::init(&UmmConfig::micro(), &device), &device, true);
+    assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
+}
+
+/// 30 AdamW steps regressing the setup's velocity on `und * 0.5` (with the understanding image
+/// in the sequence when `with_und`); the trained model and the loss of each step.
+fn overfit(s: &Setup, mut model: Umm, device: &Device, with_und: bool) -> (Umm, Vec<f32>) {
     let mut optim = AdamWConfig::new().init();
-    let text = s.text.clone().to_device(&device);
-    let und = s.und.clone().to_device(&device);
-    let gen_img = s.gen_img.clone().to_device(&device);
-    let target = s.und.clone().to_device(&device) * 0.5;
-    let time = s.time.clone().to_device(&device);
+    let target = s.und.clone().to_device(device) * 0.5;
     let mut losses = Vec::new();
     for _ in 0..30 {
         let out = model.forward(UmmInput {
-            text: text.clone(),
-            und_image: Some(und.clone()),
-            gen_image: Some((gen_img.clone(), time.clone())),
+            text: s.text.clone().to_device(device),
+            und_image: with_und.then(|| s.und.clone().to_device(device)),
+            gen_image: Some((
+                s.gen_img.clone().to_device(device),
+                s.time.clone().to_device(device),
+            )),
         });
         let loss = (out.velocity.unwrap() - target.clone())
             .powf_scalar(2.0)
@@ -302,7 +307,7 @@ fn a_micro_model_learns() {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(3e-3, model, grads);
     }
-    assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
+    (model, losses)
 }
 
 #[test]
@@ -468,28 +473,10 @@ fn adaln_starts_closed_then_opens_with_training() {
     // Zero-initialised gates: no layer changes the generation tokens yet, so the prompt
     // cannot reach them (the plain model reads it from the first step).
     assert!(text_effect(&s.model, &s.device) > 1e-3);
-    let device = s.device.autodiff();
-    let mut model = Umm::init(&c, &device);
+    let device = s.device.clone().autodiff();
+    let model = Umm::init(&c, &device);
     assert_eq!(text_effect(&model, &device), 0.0);
-    let mut optim = AdamWConfig::new().init();
-    let target = s.und.clone().to_device(&device) * 0.5;
-    let mut losses = Vec::new();
-    for _ in 0..30 {
-        let out = model.forward(UmmInput {
-            text: s.text.clone().to_device(&device),
-            und_image: None,
-            gen_image: Some((
-                s.gen_img.clone().to_device(&device),
-                s.time.clone().to_device(&device),
-            )),
-        });
-        let loss = (out.velocity.unwrap() - target.clone())
-            .powf_scalar(2.0)
-            .mean();
-        losses.push(loss.clone().into_scalar::<f32>());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(3e-3, model, grads);
-    }
+    let (model, losses) = overfit(&s, model, &device, false);
     assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
     assert!(text_effect(&model, &device) > 1e-3);
 }
