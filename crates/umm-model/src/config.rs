@@ -65,6 +65,9 @@ pub struct UmmConfig {
     /// a scale and a gate for the attention and the MLP branch, zero-initialised so each branch
     /// starts closed. `false`: the time embedding is only added to the generation tokens at the
     /// input. It adds `n_layers * 6 d (d + 1)` weights and no per-token matrix products.
+    /// Measured on the tiny preset (generation-only single-object probes, README): a little
+    /// ahead after 3,000 steps (0.263 against 0.244), well behind after 8,000 (0.287 against
+    /// 0.431) at the same loss; off in every preset.
     #[serde(default)]
     pub gen_adaln: bool,
 }
