@@ -58,6 +58,13 @@ pub struct Scene {
 }
 
 impl Scene {
+    /// The front-most object whose shape covers the point `(x, y)` (units), if any. An
+    /// outlined object covers its inside too: the point belongs to the object even where the
+    /// background shows through.
+    pub fn object_at(&self, x: f32, y: f32) -> Option<&Object> {
+        self.objects.iter().rev().find(|o| o.contains(x, y))
+    }
+
     /// Fraction of `back`'s shape area covered by `front`'s shape (sampled on a 0.25-unit grid).
     pub fn overlap_fraction(back: &Object, front: &Object) -> f32 {
         let [x0, y0, x1, y1] = back.bbox();

@@ -16,7 +16,7 @@ use crate::rng::Rng;
 use crate::sampler::sample_scene;
 use crate::scene::{Object, Scene};
 use crate::violation::{applicable, violate};
-use crate::world::{Colour, Shape, Texture};
+use crate::world::{Colour, Shape, Size, Texture};
 
 /// The kinds of question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,9 +176,30 @@ pub fn example(kind: QaKind, rng: &mut Rng) -> QaExample {
     example_with(kind, rng, &|_| true)
 }
 
+/// How some kinds of question are worded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QaStyle {
+    /// Presence questions about present and absent objects are drawn the same way (shape
+    /// always, colour 70%, size 30%), so the wording alone says nothing about the answer. The
+    /// default (`false`) is the older wording, where absent objects are always named by shape
+    /// and colour and never by size: that wording alone answers about 75% of the questions, and
+    /// the shipped base model of 2026-11 was trained on it.
+    pub presence_alike: bool,
+}
+
 /// Draws one example of `kind`, its scene drawn from a prompt that `accept` allows (training
 /// uses this to keep evaluation prompts out).
 pub fn example_with(kind: QaKind, rng: &mut Rng, accept: &dyn Fn(&Prompt) -> bool) -> QaExample {
+    example_styled(kind, rng, accept, QaStyle::default())
+}
+
+/// [`example_with`] in a given [`QaStyle`].
+pub fn example_styled(
+    kind: QaKind,
+    rng: &mut Rng,
+    accept: &dyn Fn(&Prompt) -> bool,
+    style: QaStyle,
+) -> QaExample {
     match kind {
         QaKind::Knowledge => {
             let e = *rng.pick(Entity::ALL);
@@ -224,15 +245,44 @@ pub fn example_with(kind: QaKind, rng: &mut Rng, accept: &dyn Fn(&Prompt) -> boo
                 }
                 scene = random_scene(rng, accept).1;
             }
-            scene_question(kind, scene, rng)
+            scene_question(kind, scene, rng, style)
         }
     }
 }
 
-fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng) -> QaExample {
+fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng, style: QaStyle) -> QaExample {
     let objs = &scene.objects;
     let unique_shape = |s: Shape| objs.iter().filter(|o| o.shape == s).count() == 1;
     let (question, answer, region) = match kind {
+        QaKind::Presence if style.presence_alike => {
+            // Present and absent descriptions are drawn the same way, so only the image can
+            // answer.
+            let draw = |rng: &mut Rng, o: Option<&Object>| ObjectSpec {
+                shape: Some(o.map_or_else(|| *rng.pick(Shape::ALL), |o| o.shape)),
+                colour: rng
+                    .chance(0.7)
+                    .then(|| o.map_or_else(|| *rng.pick(Colour::ALL), |o| o.colour)),
+                texture: None,
+                size: rng
+                    .chance(0.3)
+                    .then(|| o.map_or_else(|| *rng.pick(Size::ALL), |o| o.size)),
+            };
+            if rng.chance(0.5) {
+                let o = rng.pick(objs);
+                (is_there(&draw(rng, Some(o))), yes_no(true), None)
+            } else {
+                let spec = loop {
+                    let s = draw(rng, None);
+                    if !objs
+                        .iter()
+                        .any(|o| s.matches(o.shape, o.colour, o.texture, o.size))
+                    {
+                        break s;
+                    }
+                };
+                (is_there(&spec), yes_no(false), None)
+            }
+        }
         QaKind::Presence => {
             // Half the time ask about a present object (by a random subset of its attributes),
             // otherwise about a description nothing in the scene matches.
@@ -283,14 +333,14 @@ fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng) -> QaExample {
                 o.texture.word().into(),
                 None,
             ),
-            None => return scene_question(QaKind::Count, scene, rng),
+            None => return scene_question(QaKind::Count, scene, rng, style),
         },
         QaKind::Relation => {
             // Only clear cases: the offset along the relation's axis is at least 3 units and
             // 1.5 times the offset across it; then the answer is yes or no without doubt.
             let found = clear_pairs(&scene);
             if found.is_empty() {
-                return scene_question(QaKind::Presence, scene, rng);
+                return scene_question(QaKind::Presence, scene, rng, style);
             }
             let (i, j, r, holds) = *rng.pick(&found);
             let q = format!(
@@ -368,6 +418,44 @@ mod tests {
         }
         // Yes and no both common: a model cannot score well by always saying one.
         assert!(yes > 300 && no > 300, "yes {yes} no {no}");
+    }
+
+    #[test]
+    fn presence_wording_gives_the_answer_away_unless_worded_alike() {
+        // The share of "yes" among questions of each wording pattern (with or without a
+        // colour, with or without a size): near one half in the alike style, so only the image
+        // can answer; in the old style a size always means "yes".
+        let tally = |style: QaStyle| {
+            let mut rng = Rng::new(21);
+            let mut tally = std::collections::BTreeMap::<(bool, bool), (u32, u32)>::new();
+            for _ in 0..4000 {
+                let ex = example_styled(QaKind::Presence, &mut rng, &|_| true, style);
+                let words: Vec<&str> = ex.question.split(' ').collect();
+                let colour = words.iter().any(|w| Colour::from_word(w).is_some());
+                let size = words.iter().any(|w| Size::from_word(w).is_some());
+                let t = tally.entry((colour, size)).or_default();
+                t.0 += u32::from(ex.answer == "yes");
+                t.1 += 1;
+            }
+            tally
+        };
+        let alike = tally(QaStyle {
+            presence_alike: true,
+        });
+        assert_eq!(alike.len(), 4, "{alike:?}");
+        for (pattern, (yes, n)) in alike {
+            let share = f64::from(yes) / f64::from(n);
+            assert!(
+                n > 200 && (0.35..0.65).contains(&share),
+                "{pattern:?}: {yes}/{n}"
+            );
+        }
+        let old = tally(QaStyle::default());
+        let (yes, n) = old[&(true, true)];
+        assert_eq!(
+            yes, n,
+            "old style: a size is only ever asked about present objects"
+        );
     }
 
     #[test]

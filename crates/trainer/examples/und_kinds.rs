@@ -1,7 +1,10 @@
 //! Accuracy of a checkpoint on each kind of understanding question, drawn from the training
 //! distribution (not a held-out measure: a diagnostic of what the model has learned).
 //!
-//! `cargo run --release -p trainer --example und_kinds -- <checkpoint.safetensors> [n]`
+//! `cargo run --release -p trainer --example und_kinds -- <checkpoint.safetensors> [n] [--presence-alike]`
+//!
+//! `--presence-alike` draws presence questions worded alike for present and absent objects
+//! (`mix.presence_alike`), where the wording alone gives no answer.
 
 use burn::prelude::*;
 use compworld::Rng;
@@ -13,6 +16,7 @@ use umm_model::{WordTokenizer, checkpoint};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(2).map_or(Ok(128), |s| s.parse())?;
+    let presence_alike = args.iter().any(|a| a == "--presence-alike");
     let dev = Device::flex();
     let (model, meta) = checkpoint::load(std::path::Path::new(&args[1]), &dev)?;
     let tok = WordTokenizer::compworld();
@@ -25,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         };
         let mix = MixConfig {
             und_kinds: [(name.clone(), 1.0)].into_iter().collect(),
+            presence_alike,
             ..MixConfig::default()
         };
         let ex = DataStream::new(&mix, meta.config.resolution, Rng::new(77))?

@@ -18,7 +18,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use compworld::generate::single_object;
 use compworld::splits::{is_held_out, make_splits};
-use compworld::vqa::{QaKind, example_with, prompt_match_pair};
+use compworld::vqa::{QaKind, QaStyle, example_styled, prompt_match_pair};
 use compworld::{Category, Image, Prompt, Rng, Scene, generate, render, sample_scene};
 use serde::{Deserialize, Serialize};
 use umm_model::tokenizer::{BOS, EOS, PAD};
@@ -64,6 +64,12 @@ pub struct MixConfig {
     /// mixture a 1,500-step ramp did not carry over (2,500-step probe: presence 0.52).
     #[serde(default)]
     pub und_objects_ramp_steps: usize,
+    /// Presence questions about present and absent objects are worded alike (shape always,
+    /// colour 70%, size 30%), so the wording alone does not answer them
+    /// (`compworld::vqa::QaStyle`). `false`, also when the key is absent, is the older wording,
+    /// in which about 75% of the questions are answered by their words alone.
+    #[serde(default)]
+    pub presence_alike: bool,
 }
 
 fn all_objects() -> usize {
@@ -105,6 +111,7 @@ impl Default for MixConfig {
             paired_match: true,
             und_max_objects: all_objects(),
             und_objects_ramp_steps: 0,
+            presence_alike: false,
         }
     }
 }
@@ -241,6 +248,10 @@ pub struct UndExample {
     pub question: String,
     pub answer: String,
     pub image: Image,
+    /// The scene the image shows (none for text-only questions), and the crop box in units
+    /// when the image is a region of it: what the auxiliary patch-word targets are read from.
+    pub scene: Option<Scene>,
+    pub region: Option<[f32; 4]>,
 }
 
 /// The image an understanding question is about: the render, or a region of it cut out and
@@ -267,6 +278,7 @@ pub struct DataStream {
     und_table: Vec<(QaKind, f32)>,
     text_dropout: f32,
     paired_match: bool,
+    style: QaStyle,
     und_max_objects: usize,
     und_objects_ramp_steps: usize,
     /// The training step the next batch is for (drives the curriculum).
@@ -293,6 +305,9 @@ impl DataStream {
             und_table: mix.und_table()?,
             text_dropout: mix.text_dropout,
             paired_match: mix.paired_match,
+            style: QaStyle {
+                presence_alike: mix.presence_alike,
+            },
             und_max_objects: mix.und_max_objects,
             und_objects_ramp_steps: mix.und_objects_ramp_steps,
             step: 0,
@@ -390,7 +405,7 @@ impl DataStream {
                 let (yes, no) = prompt_match_pair(&mut self.rng, &accept);
                 std::iter::once(yes).chain(no).collect()
             } else {
-                vec![example_with(kind, &mut self.rng, &accept)]
+                vec![example_styled(kind, &mut self.rng, &accept, self.style)]
             };
             for ex in drawn {
                 if words(&ex.question) + words(&ex.answer) + 3 > self.max_text_len {
@@ -401,6 +416,8 @@ impl DataStream {
                     image: question_image(ex.scene.as_ref(), ex.region, self.resolution),
                     question: ex.question,
                     answer: ex.answer,
+                    scene: ex.scene,
+                    region: ex.region,
                 });
             }
         }
@@ -481,6 +498,36 @@ pub struct UndBatch {
     /// Where the next token is part of the answer (or its closing EOS): `1 / n` for an answer
     /// of `n` tokens (EOS included), so every example's weights sum to 1; else 0.
     pub mask: Tensor<2>,
+    /// Auxiliary patch-word targets: for every image token, the colour word and the shape word
+    /// of the front-most object under the patch centre, `[batch, image_tokens]` each
+    /// ([`PAD`] where no object is).
+    pub patch_colour: Tensor<2, Int>,
+    pub patch_shape: Tensor<2, Int>,
+    /// 1 where a patch centre lies on an object, else 0, `[batch, image_tokens]`.
+    pub patch_mask: Tensor<2>,
+}
+
+/// The front-most object under the centre of every `patch x patch` cell of a
+/// `resolution`-pixel image of `scene` (row-major, patchify order), or of the crop `region`
+/// (units) resized to the canvas.
+pub fn patch_objects(
+    scene: &Scene,
+    region: Option<[f32; 4]>,
+    resolution: usize,
+    patch: usize,
+) -> Vec<Option<&compworld::Object>> {
+    let side = resolution / patch;
+    let units = compworld::world::CANVAS_UNITS;
+    let [x0, y0, x1, y1] = region.unwrap_or([0.0, 0.0, units, units]);
+    (0..side * side)
+        .map(|k| {
+            let (fx, fy) = (
+                ((k % side) as f32 + 0.5) / side as f32,
+                ((k / side) as f32 + 0.5) / side as f32,
+            );
+            scene.object_at(x0 + fx * (x1 - x0), y0 + fy * (y1 - y0))
+        })
+        .collect()
 }
 
 /// Builds an understanding batch.
@@ -525,11 +572,43 @@ pub fn und_batch(
         .flat_map(|m| m.iter().copied().chain(std::iter::repeat(0.0)).take(len))
         .collect();
     let images: Vec<&Image> = examples.iter().map(|e| &e.image).collect();
+    let n = cfg.image_tokens();
+    let (mut colour, mut shape, mut on) = (Vec::new(), Vec::new(), Vec::new());
+    for e in examples {
+        let objects = match &e.scene {
+            Some(s) => patch_objects(s, e.region, cfg.resolution, cfg.patch),
+            None => vec![None; n],
+        };
+        for o in objects {
+            let word = |w: &str| {
+                tok.id(w).map(i64::from).ok_or_else(|| {
+                    Error::Config(format!("the word '{w}' is not in the vocabulary"))
+                })
+            };
+            match o {
+                Some(o) => {
+                    colour.push(word(o.colour.word())?);
+                    shape.push(word(o.shape.word())?);
+                    on.push(1.0f32);
+                }
+                None => {
+                    colour.push(i64::from(PAD));
+                    shape.push(i64::from(PAD));
+                    on.push(0.0);
+                }
+            }
+        }
+    }
+    let b = examples.len();
+    let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, n]), device);
     Ok(UndBatch {
         text,
         image: patchify(images_tensor(&images, device), cfg.patch),
         targets,
-        mask: Tensor::from_data(TensorData::new(mask, [examples.len(), len]), device),
+        mask: Tensor::from_data(TensorData::new(mask, [b, len]), device),
+        patch_colour: ints(colour),
+        patch_shape: ints(shape),
+        patch_mask: Tensor::from_data(TensorData::new(on, [b, n]), device),
     })
 }
 
@@ -603,6 +682,8 @@ mod tests {
             question: "how many circles ?".into(),
             answer: "two".into(),
             image: Image::filled(32, 32, [1.0; 3]),
+            scene: None,
+            region: None,
         };
         let b = und_batch(&tok, &UmmConfig::micro(), &[ex], &Device::flex()).unwrap();
         let ids: Vec<i64> = b.text.to_data().convert::<i64>().try_to_vec().unwrap();
@@ -618,6 +699,64 @@ mod tests {
     }
 
     #[test]
+    fn patch_word_targets_name_the_object_under_each_patch() {
+        use compworld::{Colour, Object, Shape, Size, Texture};
+        let tok = WordTokenizer::compworld();
+        let circle = Object {
+            shape: Shape::Circle,
+            colour: Colour::Red,
+            texture: Texture::Solid,
+            size: Size::Large,
+            x: 16.0,
+            y: 16.0,
+        };
+        let scene = Scene {
+            objects: vec![circle.clone()],
+        };
+        let ex = |region: Option<[f32; 4]>| UndExample {
+            kind: QaKind::Region,
+            question: "what is this ?".into(),
+            answer: "red circle".into(),
+            image: question_image(Some(&scene), region, 32),
+            scene: Some(scene.clone()),
+            region,
+        };
+        let cfg = UmmConfig::micro(); // 32 px, 4 px patches: 8 x 8 tokens
+        let b = und_batch(
+            &tok,
+            &cfg,
+            &[ex(None), ex(Some(circle.bbox()))],
+            &Device::flex(),
+        )
+        .unwrap();
+        let ints =
+            |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().to_vec().unwrap() };
+        let (colour, shape) = (ints(&b.patch_colour), ints(&b.patch_shape));
+        let on: Vec<f32> = b.patch_mask.to_data().to_vec().unwrap();
+        let red = i64::from(tok.id("red").unwrap());
+        let circ = i64::from(tok.id("circle").unwrap());
+        for k in 0..128 {
+            if on[k] == 1.0 {
+                assert_eq!((colour[k], shape[k]), (red, circ), "patch {k}");
+            } else {
+                assert_eq!(
+                    (on[k], colour[k], shape[k]),
+                    (0.0, i64::from(PAD), i64::from(PAD))
+                );
+            }
+        }
+        // Whole image: a disc of radius 6.5 units covers about 8 of the 4x4-unit patches,
+        // among them the centre (row 3, column 3 has its centre at (14, 14)), not the corner.
+        let whole: f32 = on[..64].iter().sum();
+        assert!((6.0..=12.0).contains(&whole), "{whole}");
+        assert_eq!((on[3 * 8 + 3], on[0]), (1.0, 0.0));
+        // The crop of the object's box fills the canvas: about pi/4 of its patches.
+        let crop: f32 = on[64..].iter().sum();
+        assert!((44.0..=56.0).contains(&crop), "{crop}");
+        assert_eq!((on[64], on[64 + 3 * 8 + 3]), (0.0, 1.0));
+    }
+
+    #[test]
     fn long_and_short_answers_weigh_the_same() {
         let tok = WordTokenizer::compworld();
         let ex = |question: &str, answer: &str| UndExample {
@@ -625,6 +764,8 @@ mod tests {
             question: question.into(),
             answer: answer.into(),
             image: Image::filled(32, 32, [1.0; 3]),
+            scene: None,
+            region: None,
         };
         let b = und_batch(
             &tok,

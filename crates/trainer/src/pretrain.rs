@@ -60,6 +60,13 @@ pub struct TrainConfig {
     /// (see [`gen_loss`]). `0` keeps the plain velocity loss.
     #[serde(default = "default_low_t_floor")]
     pub gen_low_t_floor: f32,
+    /// Weight of the auxiliary patch-word loss (0: off, also when the key is absent): every
+    /// understanding image token that lies on an object predicts, through the language head,
+    /// that object's colour word and shape word (cross-entropy, the mean of the two). It gives
+    /// the image tokens features named in the words the questions use, so that comparing a
+    /// question with the image is a lookup rather than two things to discover at once.
+    #[serde(default)]
+    pub und_patch_words: f32,
     /// Seed of the weights' initialisation and of the data stream.
     pub seed: u64,
     /// Write a checkpoint every this many steps (0: only at the end).
@@ -81,6 +88,7 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             gen_loss_weight: 1.0,
             gen_low_t_floor: DEFAULT_LOW_T_FLOOR,
+            und_patch_words: 0.0,
             seed: 0,
             checkpoint_every: 250,
             log_every: 10,
@@ -203,12 +211,26 @@ pub fn answer_loss(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) 
 
 /// The understanding loss of a batch.
 pub fn und_loss(model: &Umm, b: &UndBatch) -> Tensor<1> {
+    und_losses(model, b, false).0
+}
+
+/// The answer loss of a batch and, when `patch_words`, the auxiliary patch-word loss (see
+/// [`TrainConfig::und_patch_words`]): the mean over patches on an object of the cross-entropy
+/// of their colour word and of their shape word, halved.
+pub fn und_losses(model: &Umm, b: &UndBatch, patch_words: bool) -> (Tensor<1>, Option<Tensor<1>>) {
     let out = model.forward(UmmInput {
         text: b.text.clone(),
         und_image: Some(b.image.clone()),
         gen_image: None,
     });
-    answer_loss(out.logits, b.targets.clone(), b.mask.clone())
+    let answers = answer_loss(out.logits, b.targets.clone(), b.mask.clone());
+    let patches = patch_words.then(|| {
+        let words = model.word_logits(out.und_hidden.expect("an understanding image"));
+        (answer_loss(words.clone(), b.patch_colour.clone(), b.patch_mask.clone())
+            + answer_loss(words, b.patch_shape.clone(), b.patch_mask.clone()))
+        .mul_scalar(0.5)
+    });
+    (answers, patches)
 }
 
 /// The default of [`TrainConfig::gen_low_t_floor`].
@@ -414,6 +436,7 @@ pub fn pretrain(
     let began = Instant::now();
     let mut since_log = (Instant::now(), 0usize);
     let (mut sum_und, mut sum_gen, mut n_acc) = (0.0f32, 0.0f32, 0u32);
+    let mut sum_patch = 0.0f32;
     let mut step = start;
     while step < end {
         let lr = learning_rate(t, step);
@@ -423,12 +446,16 @@ pub fn pretrain(
         let und_ex = stream.und_examples(t.und_batch);
         let mut noise_rng = Rng::new(stream_rng_next(&mut stream));
         let mut loss = Tensor::<1>::zeros([1], device);
-        let (mut lu, mut lg) = (0.0, 0.0);
+        let (mut lu, mut lg, mut lp) = (0.0, 0.0, 0.0f32);
         if t.und_batch > 0 {
             let ub = und_batch(&tok, &cfg.model, &und_ex, device)?;
-            let l = und_loss(&model, &ub);
+            let (l, patches) = und_losses(&model, &ub, t.und_patch_words > 0.0);
             lu = l.clone().into_scalar::<f32>();
             loss = loss + l;
+            if let Some(p) = patches {
+                lp = p.clone().into_scalar::<f32>();
+                loss = loss + p.mul_scalar(t.und_patch_words);
+            }
         }
         if t.gen_batch > 0 {
             let gb = gen_batch(&tok, &cfg.model, &gen_ex, &mut noise_rng, device)?;
@@ -443,6 +470,7 @@ pub fn pretrain(
         model = optim.step(lr, model, grads);
         step += 1;
         (sum_und, sum_gen, n_acc) = (sum_und + lu, sum_gen + lg, n_acc + 1);
+        sum_patch += lp;
         since_log.1 += t.gen_batch + t.und_batch;
 
         if step % t.log_every == 0 || step == end {
@@ -457,12 +485,17 @@ pub fn pretrain(
             };
             csv.write_all(metrics_row(&m).as_bytes())
                 .map_err(|e| io("append to", &run.metrics(), e))?;
+            let patch = if t.und_patch_words > 0.0 {
+                format!(" patch {:.3}", sum_patch / n_acc as f32)
+            } else {
+                String::new()
+            };
             bar.set_message(format!(
-                "und {:.3} gen {:.3} lr {:.1e} {:.0} ex/s",
+                "und {:.3}{patch} gen {:.3} lr {:.1e} {:.0} ex/s",
                 m.loss_und, m.loss_gen, lr, rate
             ));
             metrics.push(m);
-            (sum_und, sum_gen, n_acc) = (0.0, 0.0, 0);
+            (sum_und, sum_gen, n_acc, sum_patch) = (0.0, 0.0, 0, 0.0);
             since_log = (Instant::now(), 0);
         }
         bar.set_position(step);

@@ -297,6 +297,10 @@ pub struct UmmOutput {
     pub logits: Tensor<3>,
     /// Predicted velocity for every generation patch, `[batch, image_tokens, patch_dim]`.
     pub velocity: Option<Tensor<3>>,
+    /// The last layer's hidden states of the understanding image tokens,
+    /// `[batch, image_tokens, d_model]` (before the final norm); `None` without an image.
+    /// [`Umm::word_logits`] reads words off them (the auxiliary patch-word loss).
+    pub und_hidden: Option<Tensor<3>>,
 }
 
 /// The unified model.
@@ -437,6 +441,7 @@ impl Umm {
             (xu, xg) = block.forward_segments(xu, xg, &bias, temb.as_ref());
         }
         let xu = xu.expect("the understanding segment always has the text");
+        let und_hidden = (nu > 0).then(|| xu.clone().slice_dim(1, t..t + nu));
         let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
         let logits = self.lm_head.forward(layer_norm(&self.und_norm, text_out));
         let velocity = gen_input.zip(xg).map(|((xt, time), xg)| {
@@ -452,7 +457,17 @@ impl Umm {
                 head
             }
         });
-        UmmOutput { logits, velocity }
+        UmmOutput {
+            logits,
+            velocity,
+            und_hidden,
+        }
+    }
+
+    /// Word logits of hidden states of the understanding segment, through the same final norm
+    /// and language head as the text: `[batch, n, d_model] -> [batch, n, vocab]`.
+    pub fn word_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.lm_head.forward(layer_norm(&self.und_norm, hidden))
     }
 
     /// Ids of the generation side's parameters: the generation expert of every layer, the

@@ -159,3 +159,28 @@ fn single_object_prompts_name_one_object_and_parse_back() {
         assert!(p.meaning.phrases[0].spec.colour.is_some(), "{}", p.text);
     }
 }
+
+#[test]
+fn object_at_finds_the_front_most_shape_under_a_point() {
+    let obj = |shape, colour, texture, x| Object {
+        shape,
+        colour,
+        texture,
+        size: Size::Large,
+        x,
+        y: 16.0,
+    };
+    // A blue outlined square in front of part of a red circle.
+    let scene = Scene {
+        objects: vec![
+            obj(Shape::Circle, Colour::Red, Texture::Solid, 12.0),
+            obj(Shape::Square, Colour::Blue, Texture::Outline, 18.0),
+        ],
+    };
+    let at = |x, y| scene.object_at(x, y).map(|o| (o.shape, o.colour));
+    assert_eq!(at(8.0, 16.0), Some((Shape::Circle, Colour::Red)));
+    // Where they overlap the front one (last drawn) wins, even inside its outline.
+    assert_eq!(at(16.0, 16.0), Some((Shape::Square, Colour::Blue)));
+    assert_eq!(at(22.0, 16.0), Some((Shape::Square, Colour::Blue)));
+    assert_eq!(at(1.0, 1.0), None);
+}
