@@ -711,7 +711,7 @@ mod tests {
             y: 16.0,
         };
         let scene = Scene {
-            objects: vec![circle.clone()],
+            objects: vec![circle],
         };
         let ex = |region: Option<[f32; 4]>| UndExample {
             kind: QaKind::Region,
@@ -730,9 +730,9 @@ mod tests {
         )
         .unwrap();
         let ints =
-            |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().to_vec().unwrap() };
+            |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().try_to_vec().unwrap() };
         let (colour, shape) = (ints(&b.patch_colour), ints(&b.patch_shape));
-        let on: Vec<f32> = b.patch_mask.to_data().to_vec().unwrap();
+        let on: Vec<f32> = b.patch_mask.to_data().try_to_vec().unwrap();
         let red = i64::from(tok.id("red").unwrap());
         let circ = i64::from(tok.id("circle").unwrap());
         for k in 0..128 {
