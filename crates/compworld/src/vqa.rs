@@ -254,38 +254,11 @@ fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng, style: QaStyle) -> 
     let objs = &scene.objects;
     let unique_shape = |s: Shape| objs.iter().filter(|o| o.shape == s).count() == 1;
     let (question, answer, region) = match kind {
-        QaKind::Presence if style.presence_alike => {
-            // Present and absent descriptions are drawn the same way, so only the image can
-            // answer.
-            let draw = |rng: &mut Rng, o: Option<&Object>| ObjectSpec {
-                shape: Some(o.map_or_else(|| *rng.pick(Shape::ALL), |o| o.shape)),
-                colour: rng
-                    .chance(0.7)
-                    .then(|| o.map_or_else(|| *rng.pick(Colour::ALL), |o| o.colour)),
-                texture: None,
-                size: rng
-                    .chance(0.3)
-                    .then(|| o.map_or_else(|| *rng.pick(Size::ALL), |o| o.size)),
-            };
-            if rng.chance(0.5) {
-                let o = rng.pick(objs);
-                (is_there(&draw(rng, Some(o))), yes_no(true), None)
-            } else {
-                let spec = loop {
-                    let s = draw(rng, None);
-                    if !objs
-                        .iter()
-                        .any(|o| s.matches(o.shape, o.colour, o.texture, o.size))
-                    {
-                        break s;
-                    }
-                };
-                (is_there(&spec), yes_no(false), None)
-            }
-        }
         QaKind::Presence => {
-            // Half the time ask about a present object (by a random subset of its attributes),
-            // otherwise about a description nothing in the scene matches.
+            // Half the time ask about a present object, by a random subset of its attributes
+            // (shape always, colour 70%, size 30%), otherwise about a description nothing in
+            // the scene matches. Worded alike, absent descriptions are drawn the same way, so
+            // only the image can answer; the older wording names shape and colour, never size.
             if rng.chance(0.5) {
                 let o = rng.pick(objs);
                 let spec = ObjectSpec {
@@ -296,13 +269,26 @@ fn scene_question(kind: QaKind, scene: Scene, rng: &mut Rng, style: QaStyle) -> 
                 };
                 (is_there(&spec), yes_no(true), None)
             } else {
+                let draw = |rng: &mut Rng| {
+                    let shape = Some(*rng.pick(Shape::ALL));
+                    if style.presence_alike {
+                        ObjectSpec {
+                            shape,
+                            colour: rng.chance(0.7).then(|| *rng.pick(Colour::ALL)),
+                            texture: None,
+                            size: rng.chance(0.3).then(|| *rng.pick(Size::ALL)),
+                        }
+                    } else {
+                        ObjectSpec {
+                            shape,
+                            colour: Some(*rng.pick(Colour::ALL)),
+                            texture: None,
+                            size: None,
+                        }
+                    }
+                };
                 let spec = loop {
-                    let s = ObjectSpec {
-                        shape: Some(*rng.pick(Shape::ALL)),
-                        colour: Some(*rng.pick(Colour::ALL)),
-                        texture: None,
-                        size: None,
-                    };
+                    let s = draw(rng);
                     if !objs
                         .iter()
                         .any(|o| s.matches(o.shape, o.colour, o.texture, o.size))

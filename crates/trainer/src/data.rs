@@ -573,6 +573,11 @@ pub fn und_batch(
         .collect();
     let images: Vec<&Image> = examples.iter().map(|e| &e.image).collect();
     let n = cfg.image_tokens();
+    let word = |w: &str| {
+        tok.id(w)
+            .map(i64::from)
+            .ok_or_else(|| Error::Config(format!("the word '{w}' is not in the vocabulary")))
+    };
     let (mut colour, mut shape, mut on) = (Vec::new(), Vec::new(), Vec::new());
     for e in examples {
         let objects = match &e.scene {
@@ -580,11 +585,6 @@ pub fn und_batch(
             None => vec![None; n],
         };
         for o in objects {
-            let word = |w: &str| {
-                tok.id(w).map(i64::from).ok_or_else(|| {
-                    Error::Config(format!("the word '{w}' is not in the vocabulary"))
-                })
-            };
             match o {
                 Some(o) => {
                     colour.push(word(o.colour.word())?);

@@ -443,7 +443,7 @@ impl Umm {
         let xu = xu.expect("the understanding segment always has the text");
         let und_hidden = (nu > 0).then(|| xu.clone().slice_dim(1, t..t + nu));
         let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
-        let logits = self.lm_head.forward(layer_norm(&self.und_norm, text_out));
+        let logits = self.word_logits(text_out);
         let velocity = gen_input.zip(xg).map(|((xt, time), xg)| {
             let head = self.velocity_head.forward(layer_norm(&self.gen_norm, xg));
             if self.predict_clean {
