@@ -111,6 +111,10 @@ enum Cmd {
         per_prompt: usize,
         #[command(flatten)]
         sampler: bench::SamplerArgs,
+        /// Seed of the starting noise: tune a sampler on one seed, report on another (the
+        /// manifest's `gen_single_object` uses 0).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Where the sheet goes.
         #[arg(long, default_value = "singles.png")]
         sheet: PathBuf,
@@ -234,9 +238,13 @@ fn run(cli: Cli) -> Result<()> {
             checkpoint,
             per_prompt,
             sampler,
+            seed,
             sheet,
         } => {
-            let sample = sampler.config();
+            let sample = umm_model::sampler::SampleConfig {
+                seed,
+                ..sampler.config()
+            };
             let t0 = std::time::Instant::now();
             let score = base_eval::singles(&checkpoint, per_prompt, sample, &sheet)?;
             println!(
