@@ -51,6 +51,9 @@ const TEST: &str = "datasets/splits/test.tsv";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Grid {
+    /// Also write the issue-6 comparison of the grid's `base`, `sft` and `srum` rows to this
+    /// JSON file ([`write_comparison`]); a top-level key, before the first table.
+    comparison: Option<PathBuf>,
     #[serde(default)]
     defaults: toml::Table,
     #[serde(default)]
@@ -443,7 +446,109 @@ fn write_summary(g: &Grid, results: &Path) -> Result<()> {
     let md = summary_markdown(g, &name, &rows);
     std::fs::write(results.join("summary.md"), &md)?;
     update_readme(Path::new(README), &name, &md)?;
+    if let Some(path) = &g.comparison {
+        if let Some(c) = comparison(g, &name, &rows)? {
+            std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     Ok(())
+}
+
+/// Issue 6's bars: SRUM over base and over SFT (CompBench-style overall, every seed), SRUM
+/// over base (ReasonBench-style), and the largest change of understanding, in points; and the
+/// longest round, in seconds.
+const BARS: [(&str, f64); 5] = [
+    ("srum_minus_base", 5.0),
+    ("srum_minus_sft", 2.0),
+    ("reason_srum_minus_base", 3.0),
+    ("und_change_max", 1.0),
+    ("round_wall_s_max", 900.0),
+];
+
+/// The comparison of the `base`, `sft` and `srum` rows seed by seed (`results/srum-vs-base.json`
+/// for the grid on the shipped base): per seed the scores in points (0-100) and the wall time
+/// of SRUM's round (generate, reward, train, evaluate), then the mean deltas and, per bar,
+/// whether it is met. `None` until some seed has all three rows.
+fn comparison(
+    g: &Grid,
+    grid: &str,
+    rows: &[serde_json::Value],
+) -> Result<Option<serde_json::Value>> {
+    use serde_json::json;
+    let row = |variant: &str, seed: u64| {
+        rows.iter()
+            .find(|r| r["variant"] == variant && r["seed"].as_u64() == Some(seed))
+    };
+    let mut seeds: Vec<u64> = rows.iter().filter_map(|r| r["seed"].as_u64()).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let mut per_seed = Vec::new();
+    for seed in seeds {
+        let (Some(b), Some(f), Some(s)) = (row("base", seed), row("sft", seed), row("srum", seed))
+        else {
+            continue;
+        };
+        let phase = |k: &str| num(s, k);
+        let phases = ["generate_s", "reward_s", "train_s", "eval_s"];
+        per_seed.push(json!({
+            "seed": seed,
+            "base_overall": num(b, "compbench_overall"),
+            "sft_overall": num(f, "compbench_overall"),
+            "srum_overall": num(s, "compbench_overall"),
+            "reason_base": num(b, "reasonbench_overall"),
+            "reason_sft": num(f, "reasonbench_overall"),
+            "reason_srum": num(s, "reasonbench_overall"),
+            "und_base": num(b, "understanding"),
+            "und_sft": num(f, "understanding"),
+            "und_srum": num(s, "understanding"),
+            "round_wall_s": phases.iter().map(|k| phase(k)).sum::<f64>(),
+            "round_phases_s": phases.iter().map(|k| (k.trim_end_matches("_s"), phase(k)))
+                .collect::<BTreeMap<_, _>>(),
+            "commit": s["commit"],
+        }));
+    }
+    if per_seed.is_empty() {
+        return Ok(None);
+    }
+    let each = |f: &dyn Fn(&serde_json::Value) -> f64| per_seed.iter().map(f).collect::<Vec<f64>>();
+    let d = |a: &str, b: &str| each(&|r| num(r, a) - num(r, b));
+    let cb_base = d("srum_overall", "base_overall");
+    let cb_sft = d("srum_overall", "sft_overall");
+    let rb_base = d("reason_srum", "reason_base");
+    let und = each(&|r| (num(r, "und_srum") - num(r, "und_base")).abs());
+    let wall = each(&|r| num(r, "round_wall_s"));
+    let mean = |xs: &[f64]| mean_std(xs).0;
+    let max = |xs: &[f64]| xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = |xs: &[f64]| xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let bar = |k: &str| BARS.iter().find(|(n, _)| *n == k).map_or(f64::NAN, |b| b.1);
+    let cfg = apply_overrides(&SrumConfig::default(), &[&g.defaults])?;
+    Ok(Some(json!({
+        "grid": grid,
+        "command": format!("cargo xtask ablate --grid {grid} --seeds {}", per_seed.len()),
+        "base_checkpoint": cfg.base,
+        "val_split": VAL,
+        "understanding_split": TEST,
+        "seeds": per_seed.iter().map(|r| r["seed"].clone()).collect::<Vec<_>>(),
+        "per_seed": per_seed,
+        "mean": {
+            "srum_minus_base": mean(&cb_base),
+            "srum_minus_sft": mean(&cb_sft),
+            "reason_srum_minus_base": mean(&rb_base),
+            "und_change_max": max(&und),
+            "round_wall_s_max": max(&wall),
+        },
+        "bars": BARS.iter().map(|(k, v)| (*k, *v)).collect::<BTreeMap<_, _>>(),
+        "met": {
+            "srum_minus_base": mean(&cb_base) >= bar("srum_minus_base")
+                && min(&cb_base) > 0.0,
+            "srum_minus_sft": mean(&cb_sft) >= bar("srum_minus_sft") && min(&cb_sft) > 0.0,
+            "reason_srum_minus_base": mean(&rb_base) >= bar("reason_srum_minus_base"),
+            "und_change_max": max(&und) <= bar("und_change_max"),
+            "round_wall_s_max": max(&wall) <= bar("round_wall_s_max"),
+            "three_seeds": per_seed.len() >= 3,
+        },
+    })))
 }
 
 /// The results README whose generated sections [`update_readme`] rewrites.
@@ -680,6 +785,60 @@ mod tests {
         unsafe_.insert("reward.map".into(), toml::Value::String("signed".into()));
         unsafe_.insert("train.lambda".into(), toml::Value::Float(0.1));
         assert!(apply_overrides(&SrumConfig::default(), &[&unsafe_]).is_err());
+    }
+
+    /// The issue-6 comparison pairs rows by seed, ignores a seed without all three rows, and
+    /// a bar counts as met only when the mean reaches it and every seed is positive.
+    #[test]
+    fn the_comparison_pairs_rows_by_seed_and_checks_every_bar() {
+        let g: Grid = toml::from_str(
+            "comparison = \"x.json\"\n[[variant]]\nname = \"base\"\ntrain = false\n\
+             [[variant]]\nname = \"sft\"\n[[variant]]\nname = \"srum\"\n",
+        )
+        .unwrap();
+        let row = |v: &str, seed: u64, cb: f64, rb: f64, und: f64| {
+            serde_json::json!({
+                "variant": v, "seed": seed, "compbench_overall": cb,
+                "reasonbench_overall": rb, "understanding": und,
+                "generate_s": 100.0, "reward_s": 50.0, "train_s": 200.0, "eval_s": 30.0 + seed as f64,
+            })
+        };
+        let rows = vec![
+            row("base", 0, 10.0, 20.0, 80.0),
+            row("base", 1, 12.0, 22.0, 80.0),
+            row("base", 2, 11.0, 21.0, 80.0),
+            row("sft", 0, 12.0, 20.0, 80.5),
+            row("sft", 1, 13.0, 22.0, 80.0),
+            row("srum", 0, 18.0, 25.0, 79.5),
+            row("srum", 1, 16.0, 24.0, 81.5),
+            // Seed 2 has no SFT row: left out.
+            row("srum", 2, 30.0, 40.0, 80.0),
+        ];
+        let c = comparison(&g, "t", &rows).unwrap().unwrap();
+        assert_eq!(c["seeds"], serde_json::json!([0, 1]));
+        assert_eq!(c["per_seed"][1]["srum_overall"], 16.0);
+        assert_eq!(c["per_seed"][0]["round_wall_s"], 380.0);
+        assert_eq!(c["per_seed"][1]["round_wall_s"], 381.0);
+        let m = &c["mean"];
+        // SRUM - base: (8 + 4) / 2; - SFT: (6 + 3) / 2; ReasonBench: (5 + 2) / 2.
+        assert_eq!(m["srum_minus_base"], 6.0);
+        assert_eq!(m["srum_minus_sft"], 4.5);
+        assert_eq!(m["reason_srum_minus_base"], 3.5);
+        assert_eq!(m["und_change_max"], 1.5);
+        let met = &c["met"];
+        assert_eq!(met["srum_minus_base"], true);
+        assert_eq!(met["srum_minus_sft"], true);
+        assert_eq!(met["und_change_max"], false);
+        assert_eq!(met["round_wall_s_max"], true);
+        assert_eq!(met["three_seeds"], false);
+        // A mean above the bar with one seed below zero is not met.
+        let mut rows = rows;
+        rows[6] = row("srum", 1, 11.0, 24.0, 80.0);
+        rows[0] = row("base", 0, 2.0, 20.0, 80.0);
+        let c = comparison(&g, "t", &rows).unwrap().unwrap();
+        assert_eq!(c["mean"]["srum_minus_base"], 7.5);
+        assert_eq!(c["met"]["srum_minus_base"], false);
+        assert!(comparison(&g, "t", &rows[..3]).unwrap().is_none());
     }
 
     #[test]

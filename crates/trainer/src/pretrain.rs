@@ -96,6 +96,12 @@ impl Default for TrainConfig {
     }
 }
 
+/// The tiny preset's pretraining run, the one that trained the shipped base model
+/// (`datasets/checkpoints/base-tiny.toml`): the tiny model, 10,500 steps, worded-alike presence
+/// questions, the patch-word loss, single objects weighted up. One file, so the preset and the
+/// committed configuration cannot drift apart.
+pub const TINY_RECIPE: &str = include_str!("../../../configs/pretrain/tiny.toml");
+
 /// Everything a pretraining run needs: `config.toml` of a run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,8 +115,13 @@ pub struct PretrainConfig {
 }
 
 impl PretrainConfig {
-    /// The default run for a model preset.
+    /// The default run for a model preset. `tiny` is the shipped base model's recipe,
+    /// [`TINY_RECIPE`] (`configs/pretrain/tiny.toml`, compiled in); the other presets are their
+    /// model with the default schedule and mixture.
     pub fn for_preset(preset: &str) -> Result<Self> {
+        if preset == "tiny" {
+            return Self::from_toml(TINY_RECIPE);
+        }
         Ok(PretrainConfig {
             model: UmmConfig::preset(preset)?,
             train: TrainConfig::default(),

@@ -26,6 +26,28 @@ fn run_configs_round_trip_and_bad_ones_fail_in_one_line() {
     assert!(e.contains("train.lr"), "{e}");
 }
 
+/// `--preset tiny` is the shipped model's recipe, and the first base model's recipe (the tiny
+/// model with the default schedule and mixture, 8,500 steps) is kept as a file.
+#[test]
+fn the_tiny_preset_is_the_shipped_recipe_and_v1_is_kept_as_a_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tiny = PretrainConfig::for_preset("tiny").unwrap();
+    let file = PretrainConfig::from_file(&root.join("configs/pretrain/tiny.toml")).unwrap();
+    assert_eq!(tiny, file);
+    assert_eq!(tiny.model, umm_model::UmmConfig::tiny());
+    assert!(tiny.train.und_patch_words > 0.0 && tiny.mix.presence_alike);
+    let v1 = PretrainConfig::from_file(&root.join("configs/pretrain/tiny-v1.toml")).unwrap();
+    let old = PretrainConfig {
+        model: umm_model::UmmConfig::tiny(),
+        train: TrainConfig {
+            steps: 8500,
+            ..TrainConfig::default()
+        },
+        mix: trainer::data::MixConfig::default(),
+    };
+    assert_eq!(v1, old);
+}
+
 #[test]
 fn schedule_warms_up_then_decays_to_the_floor() {
     let t = TrainConfig {
