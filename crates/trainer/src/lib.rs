@@ -5,13 +5,15 @@
 //! - [`pretrain`]: the loop (AdamW, warm-up + cosine, clipping, checkpoints, metrics);
 //! - [`eval`]: understanding accuracy read off the model's own answers (no oracle here);
 //! - [`device`]: the one place the backend is chosen;
-//! - [`init`]: seeded, backend-independent weight initialisation.
+//! - [`init`]: seeded, backend-independent weight initialisation;
+//! - [`ema`]: a moving average of the weights, kept beside training.
 //!
 //! **Invariant:** nothing here depends on `scene-oracle` (`cargo xtask firewall` checks it).
 
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod ema;
 pub mod eval;
 pub mod init;
 pub mod pretrain;

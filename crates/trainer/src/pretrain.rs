@@ -31,6 +31,7 @@ use umm_model::checkpoint::{self, CheckpointMeta};
 use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer};
 
 use crate::data::{DataStream, GenBatch, MixConfig, UndBatch, gen_batch, und_batch};
+use crate::ema::Ema;
 use crate::{Error, Result};
 
 /// Optimisation settings.
@@ -67,6 +68,12 @@ pub struct TrainConfig {
     /// question with the image is a lookup rather than two things to discover at once.
     #[serde(default)]
     pub und_patch_words: f32,
+    /// Keep an exponential moving average of the weights with this decay (0: none, also when
+    /// the key is absent; see [`crate::ema`]). The run then also writes `model-ema.safetensors`
+    /// and `step-N.ema.safetensors` beside each checkpoint; `model.safetensors` stays the
+    /// trained weights.
+    #[serde(default)]
+    pub ema_decay: f64,
     /// Seed of the weights' initialisation and of the data stream.
     pub seed: u64,
     /// Write a checkpoint every this many steps (0: only at the end).
@@ -89,6 +96,7 @@ impl Default for TrainConfig {
             gen_loss_weight: 1.0,
             gen_low_t_floor: DEFAULT_LOW_T_FLOOR,
             und_patch_words: 0.0,
+            ema_decay: 0.0,
             seed: 0,
             checkpoint_every: 250,
             log_every: 10,
@@ -165,6 +173,12 @@ impl PretrainConfig {
         }
         if t.log_every == 0 {
             return Err(Error::Config("train.log_every must be > 0".into()));
+        }
+        if !(0.0..1.0).contains(&t.ema_decay) {
+            return Err(Error::Config(format!(
+                "train.ema_decay = {} must be in [0, 1) (0: no moving average)",
+                t.ema_decay
+            )));
         }
         Ok(())
     }
@@ -312,12 +326,17 @@ impl RunDir {
     pub fn final_model(&self) -> PathBuf {
         self.0.join("model.safetensors")
     }
+    /// The final moving average of the weights (runs with `train.ema_decay > 0`).
+    pub fn final_ema(&self) -> PathBuf {
+        self.0.join("model-ema.safetensors")
+    }
     /// The newest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<PathBuf> {
         let mut found: Vec<PathBuf> = fs::read_dir(self.checkpoints())
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .filter(|p| !p.to_string_lossy().ends_with(".ema.safetensors"))
             .collect();
         found.sort();
         found.pop()
@@ -326,6 +345,11 @@ impl RunDir {
 
 fn optim_path(weights: &Path) -> PathBuf {
     weights.with_extension("optim.bpk")
+}
+
+/// Where a checkpoint's moving average of the weights goes.
+fn ema_path(weights: &Path) -> PathBuf {
+    weights.with_extension("ema.safetensors")
 }
 
 /// Options of [`pretrain`] that are not part of the run's configuration.
@@ -410,6 +434,19 @@ pub fn pretrain(
             )
         }
     };
+    let mut ema = if t.ema_decay > 0.0 {
+        Some(
+            match run.latest_checkpoint().filter(|_| opts.resume && start > 0) {
+                Some(ckpt) => Ema::resume(
+                    checkpoint::load_into(model.valid(), &ema_path(&ckpt))?,
+                    t.ema_decay,
+                ),
+                None => Ema::new(&model, t.ema_decay),
+            },
+        )
+    } else {
+        None
+    };
     let mut stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?
         .with_max_text_len(cfg.model.max_text_len);
     let mut metrics = read_metrics(&run.metrics(), start);
@@ -480,6 +517,9 @@ pub fn pretrain(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
         step += 1;
+        if let Some(ema) = &mut ema {
+            ema.update(&model, step);
+        }
         (sum_und, sum_gen, n_acc) = (sum_und + lu, sum_gen + lg, n_acc + 1);
         sum_patch += lp;
         since_log.1 += t.gen_batch + t.und_batch;
@@ -518,12 +558,18 @@ pub fn pretrain(
             optim
                 .save(optim_path(&path))
                 .map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))?;
+            if let Some(ema) = &ema {
+                checkpoint::save(&ema.model, &meta, &ema_path(&path))?;
+            }
         }
     }
     bar.finish();
     if step == t.steps {
         let meta = CheckpointMeta::new(cfg.model.clone(), step, stream.rng_state());
         checkpoint::save(&model, &meta, &run.final_model())?;
+        if let Some(ema) = &ema {
+            checkpoint::save(&ema.model, &meta, &run.final_ema())?;
+        }
     }
     Ok(PretrainOutcome {
         model,

@@ -101,6 +101,39 @@ fn same_seed_same_loss_curve_and_resume_continues_exactly() {
 }
 
 #[test]
+fn the_moving_average_is_written_and_resumes_exactly() {
+    let mut c = micro(24);
+    c.train.ema_decay = 0.9;
+    let (a, r) = (tmp("ema-a"), tmp("ema-resume"));
+    run(&c, &a, RunOptions::default());
+    let part = RunOptions {
+        max_steps_now: Some(15),
+        ..RunOptions::default()
+    };
+    run(&c, &r, part);
+    // The checkpoint at step 10 carries its average; resuming starts from it.
+    assert!(r.join("checkpoints/step-000010.ema.safetensors").exists());
+    run(
+        &c,
+        &r,
+        RunOptions {
+            resume: true,
+            ..RunOptions::default()
+        },
+    );
+    let bytes = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    assert!(
+        bytes(a.join("model-ema.safetensors")) == bytes(r.join("model-ema.safetensors")),
+        "a resumed run's average differs from the unbroken run's"
+    );
+    // The average is not the last weights (24 steps at lr 2e-3 move them).
+    assert!(bytes(a.join("model-ema.safetensors")) != bytes(a.join("model.safetensors")));
+    for d in [a, r] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
 fn every_committed_pretraining_config_is_valid() {
     // configs/pretrain/*.toml are run by the commands in their headers; a field renamed or
     // removed in the code must not leave one behind that no longer parses.
