@@ -446,11 +446,11 @@ fn write_summary(g: &Grid, results: &Path) -> Result<()> {
     let md = summary_markdown(g, &name, &rows);
     std::fs::write(results.join("summary.md"), &md)?;
     update_readme(Path::new(README), &name, &md)?;
-    if let Some(path) = &g.comparison {
-        if let Some(c) = comparison(g, &name, &rows)? {
-            std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
+    if let Some(path) = &g.comparison
+        && let Some(c) = comparison(g, &name, &rows)?
+    {
+        std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

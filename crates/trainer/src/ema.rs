@@ -95,7 +95,7 @@ mod tests {
     fn first_weight(m: &Umm) -> Vec<f32> {
         let mut f = Flat(Vec::new());
         m.visit(&mut f);
-        f.0[0].to_data().to_vec::<f32>().unwrap()
+        f.0[0].to_data().try_to_vec::<f32>().unwrap()
     }
 
     #[test]
