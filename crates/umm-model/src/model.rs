@@ -523,6 +523,10 @@ impl Umm {
 
 /// The additive attention mask of the module docs, `[batch, 1, seq, seq]`: 0 where a query
 /// may attend to a key, -1e9 where it may not.
+///
+/// Built on the CPU every forward pass, so it is written as row fills rather than a rule per
+/// query-key pair (which took about 1% of a training step and 4% of sampling on libtorch);
+/// a test checks it against the rule-by-rule reading of the module docs.
 pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> {
     let [b, t] = text.dims();
     let s = t + nu + ng;
@@ -531,38 +535,40 @@ pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> 
         .convert::<i64>()
         .try_to_vec::<i64>()
         .expect("int token ids");
-    let mut bias = vec![0.0f32; b * s * s];
-    for bi in 0..b {
-        let row = &ids[bi * t..(bi + 1) * t];
-        // The question prefix `[BOS] .. <ans>`, if the row has one.
-        let ans = row.iter().position(|&i| i == i64::from(ANS));
-        let prefix = |k: usize| ans.is_some_and(|a| k <= a);
-        for q in 0..s {
-            for k in 0..s {
-                let seg = |i: usize| {
-                    if i < t {
-                        0
-                    } else if i < t + nu {
-                        1
-                    } else {
-                        2
-                    }
-                };
-                let allowed = match (seg(q), seg(k)) {
-                    (0, 0) => k <= q || (prefix(q) && prefix(k)),
-                    (1, 0) => prefix(k),
-                    (0, 1) | (1, 1) | (2, 0) | (2, 2) => true,
-                    _ => false,
-                };
-                let padded = k < t && ids[bi * t + k] == i64::from(PAD);
-                if !allowed || padded {
-                    bias[(bi * s + q) * s + k] = -1e9;
+    let (text_keys, und_keys, gen_keys) = (0..t, t..t + nu, t + nu..s);
+    let mut bias = vec![MASKED; b * s * s];
+    for (row, m) in ids.chunks(t.max(1)).zip(bias.chunks_mut(s * s)).take(b) {
+        // The question prefix is `[BOS] .. <ans>`: keys `0..prefix` (empty without `<ans>`).
+        let prefix = row
+            .iter()
+            .position(|&i| i == i64::from(ANS))
+            .map_or(0, |a| a + 1);
+        for (q, r) in m.chunks_mut(s).enumerate() {
+            if q < t {
+                // Text: causal, the prefix both ways, and the understanding image.
+                r[..if q < prefix { prefix } else { q + 1 }].fill(0.0);
+                r[und_keys.clone()].fill(0.0);
+            } else if q < t + nu {
+                // Understanding image: the question prefix and the whole image.
+                r[..prefix].fill(0.0);
+                r[und_keys.clone()].fill(0.0);
+            } else {
+                // Generation: all text and the whole generation image.
+                r[text_keys.clone()].fill(0.0);
+                r[gen_keys.clone()].fill(0.0);
+            }
+            for (k, &id) in row.iter().enumerate() {
+                if id == i64::from(PAD) {
+                    r[k] = MASKED;
                 }
             }
         }
     }
     Tensor::<4>::from_data(TensorData::new(bias, [b, 1, s, s]), &text.device())
 }
+
+/// The additive mask's value where attention is not allowed.
+const MASKED: f32 = -1e9;
 
 /// Cuts images `[batch, 3, side, side]` into patch tokens `[batch, (side/p)^2, 3 p^2]`
 /// (row-major over patches, channel-major inside a patch).

@@ -193,6 +193,55 @@ fn the_mask_of_a_question_written_out() {
     assert_eq!(got, want);
 }
 
+/// The mask's rule for one (query, key) pair, read off the module docs: the reference the
+/// row-filling `attention_bias` is checked against.
+fn allowed_by_rule(row: &[u32], nu: usize, q: usize, k: usize) -> bool {
+    let t = row.len();
+    let seg = |i: usize| usize::from(i >= t) + usize::from(i >= t + nu);
+    let ans = row.iter().position(|&i| i == ANS);
+    let prefix = |i: usize| ans.is_some_and(|a| i <= a);
+    let allowed = match (seg(q), seg(k)) {
+        (0, 0) => k <= q || (prefix(q) && prefix(k)),
+        (1, 0) => prefix(k),
+        (0, 1) | (1, 1) | (2, 0) | (2, 2) => true,
+        _ => false,
+    };
+    allowed && !(k < t && row[k] == PAD)
+}
+
+#[test]
+fn the_mask_follows_the_rule_for_every_pair() {
+    let device = Device::flex();
+    // Questions with <ans> at different places, plain prompts, padding, an empty-ish row.
+    let rows = [
+        vec![7, 9, ANS, 8, PAD, PAD],
+        vec![ANS, 8, 9, 10, 11, PAD],
+        vec![7, 8, 9, 10, 11, ANS],
+        vec![7, 8, 9, PAD, PAD, PAD],
+        vec![7, PAD, PAD, PAD, PAD, PAD],
+    ];
+    for (nu, ng) in [(3, 0), (0, 4), (2, 3), (0, 0)] {
+        let t = text(&rows, &device);
+        let s = 6 + nu + ng;
+        let got: Vec<f32> = umm_model::model::attention_bias(&t, nu, ng)
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (b, row) in rows.iter().enumerate() {
+            for q in 0..s {
+                for k in 0..s {
+                    let open = got[(b * s + q) * s + k] == 0.0;
+                    assert_eq!(
+                        open,
+                        allowed_by_rule(row, nu, q, k),
+                        "row {b}, nu {nu}, ng {ng}, query {q}, key {k}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn answers_never_leak_into_the_question_or_the_image() {
     let s = setup();
