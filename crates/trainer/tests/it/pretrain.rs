@@ -100,6 +100,29 @@ fn same_seed_same_loss_curve_and_resume_continues_exactly() {
     }
 }
 
+/// Every weight of a checkpoint, in visiting order.
+fn weights(path: &std::path::Path) -> Vec<f32> {
+    struct All(Vec<f32>);
+    impl burn::module::ModuleVisitor for All {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0
+                .extend(param.val().to_data().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let (model, _) = umm_model::checkpoint::load(path, &Device::flex()).unwrap();
+    let mut all = All(Vec::new());
+    burn::module::Module::visit(&model, &mut all);
+    all.0
+}
+
+fn max_gap(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 #[test]
 fn the_moving_average_is_written_and_resumes_exactly() {
     let mut c = micro(24);
@@ -121,13 +144,17 @@ fn the_moving_average_is_written_and_resumes_exactly() {
             ..RunOptions::default()
         },
     );
-    let bytes = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    // Equal within float noise: flex's parallel reductions may split differently when other
+    // tests load the cores, as the loss-curve test above allows for (an average restarted at
+    // the resume differs by about 9e-5).
+    let unbroken = weights(&a.join("model-ema.safetensors"));
+    let gap = max_gap(&unbroken, &weights(&r.join("model-ema.safetensors")));
     assert!(
-        bytes(a.join("model-ema.safetensors")) == bytes(r.join("model-ema.safetensors")),
-        "a resumed run's average differs from the unbroken run's"
+        gap < 1e-5,
+        "a resumed run's average differs from the unbroken run's by {gap}"
     );
     // The average is not the last weights (24 steps at lr 2e-3 move them).
-    assert!(bytes(a.join("model-ema.safetensors")) != bytes(a.join("model.safetensors")));
+    assert!(max_gap(&unbroken, &weights(&a.join("model.safetensors"))) > 1e-4);
     for d in [a, r] {
         std::fs::remove_dir_all(d).unwrap();
     }
