@@ -22,18 +22,10 @@ pub struct Ema {
 }
 
 impl Ema {
-    /// Starts the average at `model`'s weights.
+    /// Starts the average at `model`'s weights (a fresh model's, or an average saved earlier).
     pub fn new(model: &Umm, decay: f64) -> Self {
         Ema {
             model: model.valid(),
-            decay,
-        }
-    }
-
-    /// Continues an average saved earlier (`saved` holds its weights).
-    pub fn resume(saved: Umm, decay: f64) -> Self {
-        Ema {
-            model: saved.valid(),
             decay,
         }
     }

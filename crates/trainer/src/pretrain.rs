@@ -404,7 +404,8 @@ pub fn pretrain(
         .with_weight_decay(t.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip)))
         .init();
-    let (mut model, start, rng) = match run.latest_checkpoint().filter(|_| opts.resume) {
+    let resume_from = run.latest_checkpoint().filter(|_| opts.resume);
+    let (mut model, start, rng) = match &resume_from {
         Some(ckpt) => {
             let saved = PretrainConfig::from_file(&run.config())?;
             if saved != *cfg {
@@ -413,9 +414,9 @@ pub fn pretrain(
                     dir.display()
                 )));
             }
-            let (model, meta) = checkpoint::load(&ckpt, device)?;
+            let (model, meta) = checkpoint::load(ckpt, device)?;
             let model = crate::init::renumber(model);
-            let op = optim_path(&ckpt);
+            let op = optim_path(ckpt);
             optim = optim
                 .load(&op)
                 .map_err(|e| Error::Checkpoint(format!("{}: {e}", op.display())))?;
@@ -434,16 +435,13 @@ pub fn pretrain(
             )
         }
     };
+    // The average continues from the checkpoint's, or starts at the initial weights.
     let mut ema = if t.ema_decay > 0.0 {
-        Some(
-            match run.latest_checkpoint().filter(|_| opts.resume && start > 0) {
-                Some(ckpt) => Ema::resume(
-                    checkpoint::load_into(model.valid(), &ema_path(&ckpt))?,
-                    t.ema_decay,
-                ),
-                None => Ema::new(&model, t.ema_decay),
-            },
-        )
+        let start_from = match &resume_from {
+            Some(ckpt) => checkpoint::load_into(model.valid(), &ema_path(ckpt))?,
+            None => model.clone(),
+        };
+        Some(Ema::new(&start_from, t.ema_decay))
     } else {
         None
     };

@@ -543,6 +543,7 @@ pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> 
             .iter()
             .position(|&i| i == i64::from(ANS))
             .map_or(0, |a| a + 1);
+        let pads: Vec<usize> = (0..t).filter(|&k| row[k] == i64::from(PAD)).collect();
         for (q, r) in m.chunks_mut(s).enumerate() {
             if q < t {
                 // Text: causal, the prefix both ways, and the understanding image.
@@ -557,10 +558,8 @@ pub fn attention_bias(text: &Tensor<2, Int>, nu: usize, ng: usize) -> Tensor<4> 
                 r[text_keys.clone()].fill(0.0);
                 r[gen_keys.clone()].fill(0.0);
             }
-            for (k, &id) in row.iter().enumerate() {
-                if id == i64::from(PAD) {
-                    r[k] = MASKED;
-                }
+            for &k in &pads {
+                r[k] = MASKED;
             }
         }
     }
