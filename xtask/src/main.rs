@@ -6,6 +6,7 @@ mod ablation_plot;
 mod base_eval;
 mod bench;
 mod calibration;
+mod denoise;
 mod firewall;
 mod plot;
 mod sample_grid;
@@ -117,6 +118,22 @@ enum Cmd {
         seed: u64,
         /// Where the sheet goes.
         #[arg(long, default_value = "singles.png")]
+        sheet: PathBuf,
+    },
+    /// What the generator believes at each noise level: true renders of the 40 single-object
+    /// prompts noised to flow time t, the model's one-step clean-image estimate drawn (one row
+    /// per time, under the truth row) and scored by the oracle.
+    Denoise {
+        /// Model weights (.safetensors with its .meta.toml sidecar).
+        checkpoint: PathBuf,
+        /// Scenes per prompt.
+        #[arg(long, default_value_t = 4)]
+        per_prompt: usize,
+        /// Seed of the scenes and the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where the sheet goes.
+        #[arg(long, default_value = "denoise.png")]
         sheet: PathBuf,
     },
     /// Run `srum` on libtorch (CPU or CUDA): installs PyTorch 2.9.0 into .venv-torch once,
@@ -252,6 +269,17 @@ fn run(cli: Cli) -> Result<()> {
                 sheet.display(),
                 t0.elapsed().as_secs_f64()
             );
+        }
+        Cmd::Denoise {
+            checkpoint,
+            per_prompt,
+            seed,
+            sheet,
+        } => {
+            for (t, s) in denoise::run(&checkpoint, per_prompt, seed, &sheet)? {
+                println!("t = {t:.2}: one-step estimate oracle score {s:.3}");
+            }
+            println!("sheet {}", sheet.display());
         }
         Cmd::Tch { args } => tch::run(&args)?,
         Cmd::Bench { which } => bench::run(which)?,
