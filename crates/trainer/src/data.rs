@@ -468,6 +468,27 @@ pub fn gen_batch(
     rng: &mut Rng,
     device: &Device,
 ) -> Result<GenBatch> {
+    gen_batch_focused(tok, cfg, examples, rng, None, device)
+}
+
+/// Extra draws of flow times in a window: a fraction `share` of a batch's times is drawn
+/// uniformly from `[lo, hi]` instead of from (0, 1] (see `TrainConfig::gen_t_focus`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeFocus {
+    pub share: f32,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+/// [`gen_batch`] with a [`TimeFocus`]; `None` draws exactly what [`gen_batch`] draws.
+pub fn gen_batch_focused(
+    tok: &dyn Tokenizer,
+    cfg: &UmmConfig,
+    examples: &[GenExample],
+    rng: &mut Rng,
+    focus: Option<TimeFocus>,
+    device: &Device,
+) -> Result<GenBatch> {
     let rows = examples
         .iter()
         .map(|e| encode_line(tok, &e.prompt))
@@ -477,7 +498,12 @@ pub fn gen_batch(
     let x0 = patchify(images_tensor(&images, device), cfg.patch);
     let (b, n, d) = (examples.len(), cfg.image_tokens(), cfg.patch_dim());
     let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
-    let t: Vec<f32> = (0..b).map(|_| rng.range_f32(1e-3, 1.0)).collect();
+    let t: Vec<f32> = (0..b)
+        .map(|_| match focus {
+            Some(f) if rng.range_f32(0.0, 1.0) < f.share => rng.range_f32(f.lo, f.hi),
+            _ => rng.range_f32(1e-3, 1.0),
+        })
+        .collect();
     Ok(GenBatch {
         text,
         x0,
@@ -648,6 +674,35 @@ mod tests {
                 assert!(!eval.contains(p), "{p}");
             }
         }
+    }
+
+    #[test]
+    fn focused_times_fall_in_the_window_in_their_share() {
+        let tok = WordTokenizer::compworld();
+        let cfg = UmmConfig::micro();
+        let dev = Device::flex();
+        let mut s = DataStream::new(&MixConfig::default(), 32, Rng::new(3)).unwrap();
+        let ex = s.gen_examples(400);
+        let times = |focus| {
+            let b = gen_batch_focused(&tok, &cfg, &ex, &mut Rng::new(9), focus, &dev).unwrap();
+            b.t.to_data().to_vec::<f32>().unwrap()
+        };
+        let window = |share| TimeFocus {
+            share,
+            lo: 0.7,
+            hi: 0.8,
+        };
+        // No focus draws exactly what gen_batch draws.
+        let plain = gen_batch(&tok, &cfg, &ex, &mut Rng::new(9), &dev).unwrap();
+        assert_eq!(plain.t.to_data().to_vec::<f32>().unwrap(), times(None));
+        assert!(times(Some(window(1.0))).iter().all(|t| (0.7..=0.8).contains(t)));
+        // Share 0.5: the window (10% of (0, 1]) holds about 0.5 + 0.5 * 0.1 of the times.
+        let inside = times(Some(window(0.5)))
+            .iter()
+            .filter(|t| (0.7..=0.8).contains(*t))
+            .count() as f64
+            / 400.0;
+        assert!((inside - 0.55).abs() < 0.07, "{inside}");
     }
 
     #[test]

@@ -24,6 +24,22 @@ fn run_configs_round_trip_and_bad_ones_fail_in_one_line() {
     let zero = c.to_toml().replace("lr = ", "lr = 0.0 #");
     let e = PretrainConfig::from_toml(&zero).unwrap_err().to_string();
     assert!(e.contains("train.lr"), "{e}");
+
+    // The focus keys replaced by out-of-range ones.
+    let without_focus: String = c
+        .to_toml()
+        .lines()
+        .filter(|l| !l.starts_with("gen_t_focus"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (share, range) in [("1.5", "[0.6, 0.95]"), ("0.5", "[0.9, 0.6]"), ("0.5", "[0.0, 0.5]")] {
+        let focus = without_focus.replace(
+            "[train]",
+            &format!("[train]\ngen_t_focus = {share}\ngen_t_focus_range = {range}"),
+        );
+        let e = PretrainConfig::from_toml(&focus).unwrap_err().to_string();
+        assert!(e.contains("train.gen_t_focus") && !e.contains('\n'), "{e}");
+    }
 }
 
 /// `--preset tiny` is the shipped model's recipe, and the first base model's recipe (the tiny
