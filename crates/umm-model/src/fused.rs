@@ -9,6 +9,10 @@
 //! On the tiny preset's training step this takes `tch-cpu` from 1.45x to about 1.2x the time of
 //! PyTorch eager (README, Performance).
 //!
+//! Layer norm is one node as well: burn's composite layer norm is about ten kernels each way.
+//! Its backward is written out ([`NormKernels`]) in about fifteen passes; on libtorch it is
+//! libtorch's own fused backward kernel, reached through libtorch's autograd.
+//!
 //! Attention, `softmax(q k^T + bias) v` of pre-scaled queries, is one node too: forward and
 //! backward are [`AttentionKernels`] of the inner backend. By default they are the matmuls and
 //! the fused softmax (the backward keeps the probabilities and writes out `dv = p^T g`,
@@ -189,6 +193,118 @@ impl AttentionKernels for burn::backend::LibTorch {
     }
 }
 
+/// The forward and backward kernels of [`FusedOps::fused_layer_norm`] on an inner backend.
+pub trait NormKernels: Backend {
+    /// The output and what the backward needs (by default the input and the scale).
+    fn layer_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, Vec<FloatTensor<Self>>) {
+        let y = Self::layer_norm(x.clone(), gamma.clone(), Some(beta), epsilon);
+        (y, vec![x, gamma])
+    }
+
+    /// `[dx, dgamma, dbeta]` from the output gradient `g` and what the forward saved.
+    fn layer_norm_backward(
+        g: FloatTensor<Self>,
+        saved: Vec<FloatTensor<Self>>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let [x, gamma]: [FloatTensor<Self>; 2] = saved.try_into().expect("input and scale");
+        composite_layer_norm_backward::<Self>(g, x, gamma, epsilon)
+    }
+}
+
+/// The layer norm's gradients written out from the input: the normalised input and the
+/// reciprocal deviation are recomputed, then `dbeta = sum(g)`, `dgamma = sum(g xhat)` over the
+/// rows and `dx = r (g' - mean(g') - xhat mean(g' xhat))` with `g' = g gamma`.
+fn composite_layer_norm_backward<B: Backend>(
+    g: FloatTensor<B>,
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    epsilon: f64,
+) -> [FloatTensor<B>; 3] {
+    let shape = x.shape();
+    let last = shape.num_dims() - 1;
+    let centred = B::float_sub(x.clone(), B::float_mean_dim(x, last));
+    let var = B::float_mean_dim(B::float_mul(centred.clone(), centred.clone()), last);
+    let r = B::float_recip(B::float_sqrt(B::float_add_scalar(var, epsilon.into())));
+    let xhat = B::float_mul(centred, r.clone());
+    let dbeta = sum_rows::<B>(g.clone());
+    let dgamma = sum_rows::<B>(B::float_mul(g.clone(), xhat.clone()));
+    let mut bshape = vec![1; shape.num_dims()];
+    bshape[last] = shape[last];
+    let gx = B::float_mul(g, B::float_reshape(gamma, bshape.into()));
+    let m1 = B::float_mean_dim(gx.clone(), last);
+    let m2 = B::float_mean_dim(B::float_mul(gx.clone(), xhat.clone()), last);
+    let inner = B::float_sub(B::float_sub(gx, m1), B::float_mul(xhat, m2));
+    [B::float_mul(inner, r), dgamma, dbeta]
+}
+
+impl NormKernels for Flex {}
+#[cfg(feature = "ndarray")]
+impl NormKernels for burn::backend::NdArray {}
+#[cfg(feature = "wgpu")]
+impl NormKernels for burn::backend::Cube {}
+
+/// libtorch's own layer norm backward (one fused kernel for the three gradients, as PyTorch
+/// runs it), reached through libtorch's autograd: the forward runs on leaves that track
+/// gradients, and the backward asks for the gradients of `sum(y * g)`.
+#[cfg(feature = "tch")]
+impl NormKernels for burn::backend::LibTorch {
+    fn layer_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, Vec<FloatTensor<Self>>) {
+        use burn::backend::libtorch::TchTensor;
+        let leaf = |t: &TchTensor| t.tensor.detach().set_requires_grad(true);
+        let (xl, gl, bl) = (leaf(&x), leaf(&gamma), leaf(&beta));
+        let d = *x.tensor.size().last().expect("a last dimension");
+        let y = xl.layer_norm([d], Some(&gl), Some(&bl), epsilon, false);
+        let out = TchTensor::new(y.detach());
+        // The leaves share the inputs' memory: `x`, `gamma` and `beta` are kept too, so burn
+        // sees that memory as shared and never writes into it in place before the backward.
+        let saved = vec![
+            TchTensor::new(y),
+            TchTensor::new(xl),
+            TchTensor::new(gl),
+            TchTensor::new(bl),
+            x,
+            gamma,
+            beta,
+        ];
+        (out, saved)
+    }
+
+    fn layer_norm_backward(
+        g: FloatTensor<Self>,
+        saved: Vec<FloatTensor<Self>>,
+        _epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        use burn::backend::libtorch::TchTensor;
+        let [y, xl, gl, bl, ..] = &saved[..] else {
+            unreachable!("layer_norm_forward saves seven tensors")
+        };
+        let target = (&y.tensor * &g.tensor).sum(tch::Kind::Float);
+        let grads = tch::Tensor::run_backward(
+            &[target],
+            &[&xl.tensor, &gl.tensor, &bl.tensor],
+            false,
+            false,
+        );
+        let [dx, dgamma, dbeta]: [tch::Tensor; 3] = grads.try_into().expect("three gradients");
+        [
+            TchTensor::new(dx),
+            TchTensor::new(dgamma),
+            TchTensor::new(dbeta),
+        ]
+    }
+}
+
 impl FusedOps for Flex {}
 #[cfg(feature = "ndarray")]
 impl FusedOps for burn::backend::NdArray {}
@@ -207,7 +323,9 @@ impl FusedOps for burn::backend::LibTorch {
 #[cfg(feature = "wgpu")]
 impl FusedOps for burn::backend::Cube {}
 
-impl<B: Backend + FusedOps + AttentionKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+impl<B: Backend + FusedOps + AttentionKernels + NormKernels, C: CheckpointStrategy> FusedOps
+    for Autodiff<B, C>
+{
     fn fused_softmax(x: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct Softmax;
@@ -313,70 +431,50 @@ fn sum_rows<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     B::float_reshape(B::float_sum_dim(rows::<B>(t), 0), [d].into())
 }
 
-/// The layer norm of [`FusedOps`] on the autodiff backend.
-fn layer_norm_autodiff<B: Backend + FusedOps, C: CheckpointStrategy>(
+/// The layer norm of [`FusedOps`] on the autodiff backend: one node, whose forward and
+/// backward are the inner backend's [`NormKernels`].
+fn layer_norm_autodiff<B: Backend + FusedOps + NormKernels, C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<B, C>>,
     gamma: FloatTensor<Autodiff<B, C>>,
     beta: FloatTensor<Autodiff<B, C>>,
     epsilon: f64,
 ) -> FloatTensor<Autodiff<B, C>> {
-    {
-        #[derive(Debug)]
-        struct LayerNorm;
+    #[derive(Debug)]
+    struct LayerNorm;
 
-        impl<B: Backend> Backward<B, 3> for LayerNorm {
-            /// The input, the scale and epsilon.
-            type State = (FloatTensor<B>, FloatTensor<B>, f64);
+    impl<B: Backend + NormKernels> Backward<B, 3> for LayerNorm {
+        /// What the forward saved, and epsilon.
+        type State = (Vec<FloatTensor<B>>, f64);
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_gamma, node_beta] = ops.parents;
-                let g = grads.consume::<B>(&ops.node);
-                let (x, gamma, epsilon) = ops.state;
-                let shape = x.shape();
-                let last = shape.num_dims() - 1;
-                // The normalised input and the reciprocal deviation, recomputed from x.
-                let centred = B::float_sub(x.clone(), B::float_mean_dim(x, last));
-                let var = B::float_mean_dim(B::float_mul(centred.clone(), centred.clone()), last);
-                let r = B::float_recip(B::float_sqrt(B::float_add_scalar(var, epsilon.into())));
-                let xhat = B::float_mul(centred, r.clone());
-                if let Some(node) = node_beta {
-                    grads.register::<B>(node.id, sum_rows::<B>(g.clone()));
-                }
-                if let Some(node) = node_gamma {
-                    let dg = sum_rows::<B>(B::float_mul(g.clone(), xhat.clone()));
-                    grads.register::<B>(node.id, dg);
-                }
-                if let Some(node) = node_x {
-                    // dx = r (g' - mean(g') - xhat mean(g' xhat)), g' = g * gamma.
-                    let mut bshape = vec![1; shape.num_dims()];
-                    bshape[last] = shape[last];
-                    let gx = B::float_mul(g, B::float_reshape(gamma, bshape.into()));
-                    let m1 = B::float_mean_dim(gx.clone(), last);
-                    let m2 = B::float_mean_dim(B::float_mul(gx.clone(), xhat.clone()), last);
-                    let inner = B::float_sub(B::float_sub(gx, m1), B::float_mul(xhat, m2));
-                    grads.register::<B>(node.id, B::float_mul(inner, r));
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let g = grads.consume::<B>(&ops.node);
+            let (saved, epsilon) = ops.state;
+            let ds = B::layer_norm_backward(g, saved, epsilon);
+            for (node, d) in ops.parents.into_iter().zip(ds) {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, d);
                 }
             }
         }
+    }
 
-        let nodes = [x.node(), gamma.node(), beta.node()];
-        let (x, gamma, beta) = (
-            x.into_primitive(),
-            gamma.into_primitive(),
-            beta.into_primitive(),
-        );
-        match LayerNorm.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let y = B::fused_layer_norm(x.clone(), gamma.clone(), beta, epsilon);
-                prep.finish((x, gamma, epsilon), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(x, gamma, beta, epsilon)),
+    let nodes = [x.node(), gamma.node(), beta.node()];
+    let (x, gamma, beta) = (
+        x.into_primitive(),
+        gamma.into_primitive(),
+        beta.into_primitive(),
+    );
+    match LayerNorm.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, saved) = B::layer_norm_forward(x, gamma, beta, epsilon);
+            prep.finish((saved, epsilon), y)
         }
+        OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(x, gamma, beta, epsilon)),
     }
 }
 
@@ -404,7 +502,7 @@ pub const LN_EPSILON: f64 = 1e-5;
 
 /// `norm` applied over the last dimension, one operation forward and backward: the inner
 /// backend's own layer norm forward (one kernel on libtorch and flex), the backward written
-/// out. The norm must have a shift (`beta`) and burn's default epsilon, as every norm here has.
+/// out, or libtorch's own backward kernel on libtorch ([`NormKernels`]). The norm must have a shift (`beta`) and burn's default epsilon, as every norm here has.
 pub fn layer_norm<const D: usize>(norm: &burn::nn::LayerNorm, x: Tensor<D>) -> Tensor<D> {
     let beta = norm
         .beta
@@ -525,7 +623,18 @@ mod tests {
     /// input, the scale and the shift.
     #[test]
     fn layer_norm_matches_burns() {
-        let dev = Device::flex().autodiff();
+        layer_norm_matches_burns_on(&Device::flex());
+    }
+
+    /// On libtorch the backward is libtorch's own kernel, through its autograd.
+    #[cfg(feature = "tch")]
+    #[test]
+    fn layer_norm_matches_burns_on_libtorch() {
+        layer_norm_matches_burns_on(&Device::from(burn::backend::libtorch::LibTorchDevice::Cpu));
+    }
+
+    fn layer_norm_matches_burns_on(dev: &Device) {
+        let dev = dev.clone().autodiff();
         let mut norm = burn::nn::LayerNormConfig::new(6).init(&dev);
         // A scale and shift away from 1 and 0, so their gradients matter.
         norm.gamma = burn::module::Param::from_tensor(Tensor::random(

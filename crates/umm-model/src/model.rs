@@ -201,7 +201,7 @@ impl Block {
                     let b = e.qkv.bias.as_ref().map(|b| b.val());
                     let part = |i: usize| {
                         let r = i * d..(i + 1) * d;
-                        linear(
+                        linear_rows(
                             h.clone(),
                             w.clone().slice_dim(1, r.clone()),
                             b.clone().map(|b| b.slice_dim(0, r)),
@@ -228,14 +228,31 @@ impl Block {
             };
             let att = merge_heads(att);
             let m = mods[j].as_ref();
-            let x = x + gate(e.out.forward(att), m.map(|m| &m[0]));
+            let x = x + gate(dense(&e.out, att), m.map(|m| &m[0]));
             let h = norm(&e.norm2, x.clone(), m.map(|m| &m[1]));
-            let y = e.fc2.forward(gelu(e.fc1.forward(h)));
+            let y = dense(&e.fc2, gelu(dense(&e.fc1, h)));
             out[j] = Some(x + gate(y, m.map(|m| &m[1])));
         }
         let [u, g] = out;
         (u, g)
     }
+}
+
+/// `x @ w + b` over the last dimension of `x: [batch, seq, d_in]`, as one `[batch * seq, d_in]`
+/// matrix product. Burn's `linear` keeps a 3D input batched when the rows per batch fill its
+/// tiles (64 generation tokens do), and on libtorch a weight broadcast over the batch becomes
+/// `batch` small matrix products, in the forward pass and again for the input's gradient;
+/// PyTorch's `F.linear` folds the batch into the rows, and so does this.
+fn linear_rows(x: Tensor<3>, w: Tensor<2>, b: Option<Tensor<1>>) -> Tensor<3> {
+    let [n, s, d] = x.dims();
+    let y = linear(x.reshape([n * s, d]), w, b);
+    let out = y.dims()[1];
+    y.reshape([n, s, out])
+}
+
+/// A [`Linear`] layer through [`linear_rows`].
+fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    linear_rows(x, l.weight.val(), l.bias.as_ref().map(|b| b.val()))
 }
 
 /// `[batch, seq, d]` to heads `[batch, heads, seq, d / heads]`.
@@ -391,25 +408,23 @@ impl Umm {
     /// # Shapes
     /// See [`UmmInput`] and [`UmmOutput`]; `seq = text_len + und tokens + gen tokens`.
     pub fn forward(&self, input: UmmInput) -> UmmOutput {
-        let [b, t] = input.text.dims();
-        let device = input.text.device();
-        let positions = |n: usize| {
-            Tensor::<1, Int>::arange(0..n as i64, &device)
-                .unsqueeze_dim::<2>(0)
-                .repeat_dim(0, b)
+        let t = input.text.dims()[1];
+        // The first `n` rows of a position table, `[1, n, d]`, broadcast over the batch (a
+        // slice, not a per-example lookup: its gradient is one sum over the batch).
+        let positions = |table: &Embedding, n: usize| {
+            table.weight.val().slice_dim(0, 0..n).unsqueeze_dim::<3>(0)
         };
         // Embed each part: [b, len, d]. Text and the understanding image form the
         // understanding segment, the noisy patches the generation segment.
-        let mut parts =
-            vec![self.tok.forward(input.text.clone()) + self.text_pos.forward(positions(t))];
+        let mut parts = vec![self.tok.forward(input.text.clone()) + positions(&self.text_pos, t)];
         let nu = input.und_image.as_ref().map_or(0, |x| x.dims()[1]);
         if let Some(img) = input.und_image {
             let img = match &self.und_stem {
                 Some(stem) => stem.forward(img),
                 None => img,
             };
-            let mut h = layer_norm(&self.und_in_norm, self.und_in.forward(img))
-                + self.und_pos.forward(positions(nu));
+            let mut h = layer_norm(&self.und_in_norm, dense(&self.und_in, img))
+                + positions(&self.und_pos, nu);
             // Every image token sees every other: no mask.
             for block in &self.und_encoder {
                 h = block
@@ -426,9 +441,7 @@ impl Umm {
                 .forward(silu(self.time1.forward(self.time_features(time.clone())))) // [b, d]
         });
         let mut xg = input.gen_image.zip(temb.clone()).map(|((img, _), temb)| {
-            self.gen_in.forward(img)
-                + self.gen_pos.forward(positions(ng))
-                + temb.unsqueeze_dim::<3>(1)
+            dense(&self.gen_in, img) + positions(&self.gen_pos, ng) + temb.unsqueeze_dim::<3>(1)
         });
         let mut xu = Some(if parts.len() == 1 {
             parts.pop().expect("the text part")
@@ -445,7 +458,7 @@ impl Umm {
         let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
         let logits = self.word_logits(text_out);
         let velocity = gen_input.zip(xg).map(|((xt, time), xg)| {
-            let head = self.velocity_head.forward(layer_norm(&self.gen_norm, xg));
+            let head = dense(&self.velocity_head, layer_norm(&self.gen_norm, xg));
             if self.predict_clean {
                 // x-prediction: the head gives the clean patches; v = (x_t - x0) / t.
                 let t = time
@@ -467,7 +480,7 @@ impl Umm {
     /// Word logits of hidden states of the understanding segment, through the same final norm
     /// and language head as the text: `[batch, n, d_model] -> [batch, n, vocab]`.
     pub fn word_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.lm_head.forward(layer_norm(&self.und_norm, hidden))
+        dense(&self.lm_head, layer_norm(&self.und_norm, hidden))
     }
 
     /// Ids of the generation side's parameters: the generation expert of every layer, the
@@ -589,4 +602,53 @@ pub fn unpatchify(patches: Tensor<3>, p: usize, side: usize) -> Tensor<4> {
         .reshape([b, g, g, c, p, p])
         .permute([0, 3, 1, 4, 2, 5]) // [b, c, gh, p, gw, p]
         .reshape([b, c, side, side])
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    /// The folded product equals burn's batched `linear`, values and gradients.
+    #[test]
+    fn folded_rows_match_the_batched_linear() {
+        let dev = Device::flex().autodiff();
+        let x = Tensor::<3>::random([3, 64, 8], Distribution::Normal(0.0, 1.0), &dev);
+        let w = Tensor::<2>::random([8, 5], Distribution::Normal(0.0, 1.0), &dev);
+        let b = Tensor::<1>::random([5], Distribution::Normal(0.0, 1.0), &dev);
+        let weights = Tensor::<3>::random([3, 64, 5], Distribution::Normal(0.0, 1.0), &dev);
+        let run = |folded: bool| {
+            let (x, w, b) = (
+                x.clone().require_grad(),
+                w.clone().require_grad(),
+                b.clone().require_grad(),
+            );
+            let y = if folded {
+                linear_rows(x.clone(), w.clone(), Some(b.clone()))
+            } else {
+                linear(x.clone(), w.clone(), Some(b.clone()))
+            };
+            let g = (y.clone() * weights.clone()).sum().backward();
+            let flat = |t: Tensor<1>| t.to_data().try_to_vec::<f32>().unwrap();
+            [
+                flat(y.inner().flatten(0, 2)),
+                flat(x.grad(&g).unwrap().flatten(0, 2)),
+                flat(w.grad(&g).unwrap().flatten(0, 1)),
+                flat(b.grad(&g).unwrap()),
+            ]
+        };
+        let (a, z) = (run(true), run(false));
+        for (p, q) in a.iter().zip(&z) {
+            assert_eq!(p.len(), q.len());
+            let gap = p
+                .iter()
+                .zip(q)
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0, f32::max);
+            assert!(gap < 1e-4, "{gap}");
+        }
+        // The output is [3, 64, 5]: a fold that mixed up rows would not match.
+        assert_eq!(a[0].len(), 3 * 64 * 5);
+    }
 }
