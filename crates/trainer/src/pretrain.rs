@@ -195,7 +195,8 @@ impl PretrainConfig {
             )));
         }
         let [lo, hi] = t.gen_t_focus_range;
-        if !(0.0..=1.0).contains(&t.gen_t_focus) || !(0.0 < lo && lo < hi && hi <= 1.0) {
+        let focus_ok = (0.0..=1.0).contains(&t.gen_t_focus) && 0.0 < lo && lo < hi && hi <= 1.0;
+        if !focus_ok {
             return Err(Error::Config(format!(
                 "train.gen_t_focus = {} must be in [0, 1] and train.gen_t_focus_range = [{lo}, {hi}] \
                  must satisfy 0 < lo < hi <= 1",
