@@ -21,9 +21,14 @@ use crate::base_eval::single_object_prompts;
 pub const TIMES: [f32; 6] = [0.3, 0.5, 0.7, 0.8, 0.9, 0.97];
 
 /// Mean oracle score of the one-step estimates at each of [`TIMES`] (`per_prompt` scenes of each
-/// of the 40 prompts), and a sheet: one row per time, the first scene of the red prompts and of
-/// five other colours' first shape, beside the truth row.
-pub fn run(checkpoint: &Path, per_prompt: usize, seed: u64, sheet: &Path) -> Result<Vec<(f32, f64)>> {
+/// of the 40 prompts), and a sheet: the truth row, then one row per time; columns are the
+/// first scene of each of the five red prompts and of the five blue ones.
+pub fn run(
+    checkpoint: &Path,
+    per_prompt: usize,
+    seed: u64,
+    sheet: &Path,
+) -> Result<Vec<(f32, f64)>> {
     let device = Device::flex();
     let (model, meta) = checkpoint::load(checkpoint, &device)?;
     let cfg = meta.config;

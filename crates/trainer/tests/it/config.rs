@@ -32,7 +32,11 @@ fn run_configs_round_trip_and_bad_ones_fail_in_one_line() {
         .filter(|l| !l.starts_with("gen_t_focus"))
         .map(|l| format!("{l}\n"))
         .collect();
-    for (share, range) in [("1.5", "[0.6, 0.95]"), ("0.5", "[0.9, 0.6]"), ("0.5", "[0.0, 0.5]")] {
+    for (share, range) in [
+        ("1.5", "[0.6, 0.95]"),
+        ("0.5", "[0.9, 0.6]"),
+        ("0.5", "[0.0, 0.5]"),
+    ] {
         let focus = without_focus.replace(
             "[train]",
             &format!("[train]\ngen_t_focus = {share}\ngen_t_focus_range = {range}"),
