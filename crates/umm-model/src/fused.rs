@@ -132,11 +132,18 @@ fn composite_attention_backward<B: Backend>(
     [dq, dk, dv]
 }
 
-impl AttentionKernels for Flex {}
-#[cfg(feature = "ndarray")]
-impl AttentionKernels for burn::backend::NdArray {}
-#[cfg(feature = "wgpu")]
-impl AttentionKernels for burn::backend::Cube {}
+/// The default kernels of each trait for every backend but libtorch, which has its own.
+macro_rules! default_kernels {
+    ($($kernels:ident),*) => {$(
+        impl $kernels for Flex {}
+        #[cfg(feature = "ndarray")]
+        impl $kernels for burn::backend::NdArray {}
+        #[cfg(feature = "wgpu")]
+        impl $kernels for burn::backend::Cube {}
+    )*};
+}
+
+default_kernels!(AttentionKernels, NormKernels, FusedOps);
 
 /// libtorch's flash attention on the CPU (the composite elsewhere, e.g. on CUDA).
 #[cfg(feature = "tch")]
@@ -243,12 +250,6 @@ fn composite_layer_norm_backward<B: Backend>(
     [B::float_mul(inner, r), dgamma, dbeta]
 }
 
-impl NormKernels for Flex {}
-#[cfg(feature = "ndarray")]
-impl NormKernels for burn::backend::NdArray {}
-#[cfg(feature = "wgpu")]
-impl NormKernels for burn::backend::Cube {}
-
 /// libtorch's own layer norm backward (one fused kernel for the three gradients, as PyTorch
 /// runs it), reached through libtorch's autograd: the forward runs on leaves that track
 /// gradients, and the backward asks for the gradients of `sum(y * g)`.
@@ -305,9 +306,6 @@ impl NormKernels for burn::backend::LibTorch {
     }
 }
 
-impl FusedOps for Flex {}
-#[cfg(feature = "ndarray")]
-impl FusedOps for burn::backend::NdArray {}
 #[cfg(feature = "tch")]
 impl FusedOps for burn::backend::LibTorch {
     fn fused_attention(
@@ -320,8 +318,6 @@ impl FusedOps for burn::backend::LibTorch {
         <Self as AttentionKernels>::attention_forward(q, k, v, bias).0
     }
 }
-#[cfg(feature = "wgpu")]
-impl FusedOps for burn::backend::Cube {}
 
 impl<B: Backend + FusedOps + AttentionKernels + NormKernels, C: CheckpointStrategy> FusedOps
     for Autodiff<B, C>
