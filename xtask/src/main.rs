@@ -219,6 +219,9 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
+    // The xtask commands run the model on flex directly; the allocator setting of
+    // `trainer::device` applies to them too.
+    trainer::device::keep_freed_memory();
     // One line per error (with its causes), whatever RUST_BACKTRACE says.
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
