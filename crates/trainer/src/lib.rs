@@ -35,9 +35,6 @@ pub enum Error {
     /// A backend that is not built in or cannot start.
     #[error("{0}")]
     Device(String),
-    /// The training data could not be drawn.
-    #[error("{0}")]
-    Data(String),
     /// The loss stopped being finite.
     #[error("training diverged at step {0}: understanding loss {1}, generation loss {2}")]
     Diverged(u64, f32, f32),

@@ -31,8 +31,7 @@ use umm_model::checkpoint::{self, CheckpointMeta};
 use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer};
 
 use crate::data::{
-    DataStream, GenBatch, GenExample, MixConfig, TimeFocus, UndBatch, UndExample,
-    gen_batch_focused, und_batch,
+    DataStream, GenBatch, MixConfig, TimeFocus, UndBatch, gen_batch_focused, und_batch,
 };
 use crate::ema::Ema;
 use crate::{Error, Result};
@@ -473,7 +472,7 @@ pub fn pretrain(
     } else {
         None
     };
-    let stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?
+    let mut stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?
         .with_max_text_len(cfg.model.max_text_len);
     let mut metrics = read_metrics(&run.metrics(), start);
     if start > 0 {
@@ -512,24 +511,13 @@ pub fn pretrain(
     let (mut sum_und, mut sum_gen, mut n_acc) = (0.0f32, 0.0f32, 0u32);
     let mut sum_patch = 0.0f32;
     let mut step = start;
-    // The stream's state after the last step taken (what a checkpoint saves).
-    let mut rng_now = stream.rng_state();
-    let drawn = prefetch(stream, start, end, t.gen_batch, t.und_batch);
     while step < end {
         let lr = learning_rate(t, step);
-        let Ok(Drawn {
-            gen_ex,
-            und_ex,
-            noise_seed,
-            rng_after,
-        }) = drawn.recv()
-        else {
-            return Err(Error::Data(
-                "the thread drawing training examples stopped (its panic message is above)".into(),
-            ));
-        };
-        rng_now = rng_after;
-        let mut noise_rng = Rng::new(noise_seed);
+        // Both batches' randomness comes from the one stream, so a run is a function of its seed.
+        stream.set_step(step as usize);
+        let gen_ex = stream.gen_examples(t.gen_batch);
+        let und_ex = stream.und_examples(t.und_batch);
+        let mut noise_rng = Rng::new(stream_rng_next(&mut stream));
         let mut loss = Tensor::<1>::zeros([1], device);
         let (mut lu, mut lg, mut lp) = (0.0, 0.0, 0.0f32);
         if t.und_batch > 0 {
@@ -595,7 +583,7 @@ pub fn pretrain(
         let periodic = t.checkpoint_every > 0 && step % t.checkpoint_every == 0;
         if periodic || step == end {
             let path = run.checkpoint(step);
-            let meta = CheckpointMeta::new(cfg.model.clone(), step, rng_now);
+            let meta = CheckpointMeta::new(cfg.model.clone(), step, stream.rng_state());
             checkpoint::save(&model, &meta, &path)?;
             optim
                 .save(optim_path(&path))
@@ -607,7 +595,7 @@ pub fn pretrain(
     }
     bar.finish();
     if step == t.steps {
-        let meta = CheckpointMeta::new(cfg.model.clone(), step, rng_now);
+        let meta = CheckpointMeta::new(cfg.model.clone(), step, stream.rng_state());
         checkpoint::save(&model, &meta, &run.final_model())?;
         if let Some(ema) = &ema {
             checkpoint::save(&ema.model, &meta, &run.final_ema())?;
@@ -619,48 +607,6 @@ pub fn pretrain(
         wall_s: began.elapsed().as_secs_f64(),
         step,
     })
-}
-
-/// One step's examples and noise seed, and the stream's state after drawing them.
-struct Drawn {
-    gen_ex: Vec<GenExample>,
-    und_ex: Vec<UndExample>,
-    noise_seed: u64,
-    rng_after: [u64; 4],
-}
-
-/// Draws the examples of steps `start..end` on a worker thread, up to two steps ahead of
-/// training, in order: the same examples, noise seeds and stream states as drawing them in
-/// the training loop (rendering overlaps the model's work instead of adding to it). The
-/// thread stops when the receiver is dropped.
-fn prefetch(
-    mut stream: DataStream,
-    start: u64,
-    end: u64,
-    gen_n: usize,
-    und_n: usize,
-) -> std::sync::mpsc::Receiver<Drawn> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    std::thread::spawn(move || {
-        for step in start..end {
-            // Both batches' randomness comes from the one stream, so a run is a function of
-            // its seed.
-            stream.set_step(step as usize);
-            let gen_ex = stream.gen_examples(gen_n);
-            let und_ex = stream.und_examples(und_n);
-            let noise_seed = stream_rng_next(&mut stream);
-            let d = Drawn {
-                gen_ex,
-                und_ex,
-                noise_seed,
-                rng_after: stream.rng_state(),
-            };
-            if tx.send(d).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 /// A seed for the step's noise, drawn from the data stream (keeps one source of randomness).
