@@ -42,7 +42,9 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         steps: usize,
     },
-    /// Time sampling the batch; prints {"backend", "batch_s": [...], "images", "flops"}.
+    /// Time sampling the batch; prints {"backend", "batch_s": [...], "minor_faults", "images",
+    /// "flops"} (`minor_faults`: the process's page faults during the timed batches, from
+    /// /proc/self/stat; null off Linux).
     Sample {
         #[command(flatten)]
         shape: Shape,
@@ -124,7 +126,11 @@ fn main() -> Result<()> {
             let model = race::fresh(&cfg, &dev);
             let mut times = Vec::new();
             let mut checksum = 0.0;
+            let mut faults = None;
             for i in 0..warmup + reps {
+                if i == warmup {
+                    faults = minor_faults();
+                }
                 let t0 = Instant::now();
                 let x = race::sample(&model, &inputs, euler_steps, cfg_scale);
                 if i >= warmup {
@@ -132,9 +138,11 @@ fn main() -> Result<()> {
                 }
                 checksum = x.abs().mean().into_scalar::<f32>();
             }
+            let faults = faults.zip(minor_faults()).map(|(a, b)| b - a);
             let out = serde_json::json!({
                 "backend": kind.name(),
                 "batch_s": times,
+                "minor_faults": faults,
                 "images": shape.batch,
                 "mean_abs": checksum,
                 "flops": inputs.sample_flops(&cfg, euler_steps),
@@ -143,4 +151,12 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The process's minor page faults so far (field 10 of /proc/self/stat), on Linux.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(7)?.parse().ok()
 }
