@@ -53,7 +53,8 @@ pub const MMAP_FROM_BYTES: i32 = 32 << 20;
 /// and unmapped one by one, the heap's top trimmed above 128 kB) each new block is fresh
 /// memory, and the first write to each page faults: 12% of a libtorch sampling batch's time
 /// here went to page faults (`perf`), and setting these two values took a 32-image batch from
-/// 1.8 s to 1.1 s on libtorch CPU and from 5.3 s to 4.1 s on flex (README, Performance). The
+/// 1.34 s to 0.88 s on libtorch CPU and from 5.4 s to 3.5 s on flex (medians of the A/B in
+/// README, Performance; `benchmarks/tests/allocator.rs` checks the faults are gone). The
 /// cost is memory: up to [`KEEP_FREED_BYTES`] of freed memory is kept. Called by [`device`];
 /// does nothing off glibc, or when the environment sets `SRUM_MALLOC_DEFAULTS=1` (to measure
 /// the difference).
