@@ -436,10 +436,6 @@ pub struct GenBatch {
     pub noise: Tensor<3>,
     /// Flow times in (0, 1), `[batch]`.
     pub t: Tensor<1>,
-    /// With a self-conditioned model ([`umm_model::UmmConfig::gen_self_cond`]): 1 for the
-    /// examples that get the model's own first estimate, 0 for those that get zeros, `[batch]`
-    /// (each with probability one half); `None` otherwise.
-    pub self_cond: Option<Tensor<1>>,
 }
 
 /// Token ids `[BOS] words.. [EOS]`.
@@ -508,18 +504,11 @@ pub fn gen_batch_focused(
             _ => rng.range_f32(1e-3, 1.0),
         })
         .collect();
-    let self_cond = cfg.gen_self_cond.then(|| {
-        let on: Vec<f32> = (0..b)
-            .map(|_| f32::from(u8::from(rng.range_f32(0.0, 1.0) < 0.5)))
-            .collect();
-        Tensor::from_data(TensorData::new(on, [b]), device)
-    });
     Ok(GenBatch {
         text,
         x0,
         noise: Tensor::from_data(TensorData::new(noise, [b, n, d]), device),
         t: Tensor::from_data(TensorData::new(t, [b]), device),
-        self_cond,
     })
 }
 

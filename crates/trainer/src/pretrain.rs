@@ -308,34 +308,14 @@ pub fn gen_loss(model: &Umm, b: &GenBatch, low_t_floor: f32) -> Tensor<1> {
     let v = b.noise.clone() - b.x0.clone();
     let xt = b.x0.clone() + v.clone() * t3.clone();
     let weight = if low_t_floor > 0.0 {
-        (t3.clone() / t3.clone().clamp_min(low_t_floor)).powi_scalar(2)
+        (t3.clone() / t3.clamp_min(low_t_floor)).powi_scalar(2)
     } else {
         Tensor::ones([1, 1, 1], &xt.device())
-    };
-    let input = match &b.self_cond {
-        // Self-conditioning: a first pass without gradients gives the clean-image estimate
-        // `x_t - t v` that half of the examples then receive.
-        Some(on) => {
-            let first = model
-                .forward(UmmInput {
-                    text: b.text.clone(),
-                    und_image: None,
-                    gen_image: Some((xt.clone(), b.t.clone())),
-                })
-                .velocity
-                .expect("a generation segment was given")
-                .detach();
-            let t_used = t3.clone().clamp_min(umm_model::MIN_FLOW_TIME);
-            let estimate = (xt.clone() - first * t_used).detach()
-                * on.clone().unsqueeze_dim::<2>(1).unsqueeze_dim::<3>(2);
-            Tensor::cat(vec![xt, estimate], 2)
-        }
-        None => xt,
     };
     let out = model.forward(UmmInput {
         text: b.text.clone(),
         und_image: None,
-        gen_image: Some((input, b.t.clone())),
+        gen_image: Some((xt, b.t.clone())),
     });
     let pred = out.velocity.expect("a generation segment was given");
     ((pred - v).square() * weight).mean()

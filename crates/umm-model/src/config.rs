@@ -70,14 +70,6 @@ pub struct UmmConfig {
     /// 0.431) at the same loss; off in every preset.
     #[serde(default)]
     pub gen_adaln: bool,
-    /// `true`: self-conditioning (Chen, Zhang and Hinton, 2022, "Analog Bits"): each
-    /// generation token also receives the model's previous clean-image estimate of its patch
-    /// (concatenated to the noisy patch before the input projection). In training, half of the
-    /// examples get the estimate of a first, gradient-free forward pass and the other half
-    /// zeros; in sampling, each step gets the estimate of the step before (zeros at the first).
-    /// A caller that passes only the noisy patches gets zeros, so every other use is unchanged.
-    #[serde(default)]
-    pub gen_self_cond: bool,
 }
 
 fn default_true() -> bool {
@@ -108,7 +100,6 @@ impl UmmConfig {
             und_stem: 32,
             und_encoder_layers: 0,
             gen_adaln: false,
-            gen_self_cond: false,
         }
     }
 

@@ -21,7 +21,7 @@ pub mod sampler;
 pub mod tokenizer;
 pub mod understand;
 
-pub use config::{MIN_FLOW_TIME, UmmConfig};
+pub use config::UmmConfig;
 pub use model::{Block, Umm, UmmInput, UmmOutput, attention, patchify, split_bias, unpatchify};
 pub use tokenizer::{Tokenizer, WordTokenizer};
 

@@ -346,8 +346,6 @@ pub struct Umm {
     velocity_head: Linear,
     time_freq_dim: usize,
     predict_clean: bool,
-    self_cond: bool,
-    patch_dim: usize,
 }
 
 impl Umm {
@@ -382,8 +380,7 @@ impl Umm {
                     .map(|_| Block::init(&one, device))
                     .collect()
             },
-            gen_in: LinearConfig::new(c.patch_dim() * (1 + usize::from(c.gen_self_cond)), d)
-                .init(device),
+            gen_in: LinearConfig::new(c.patch_dim(), d).init(device),
             time1: LinearConfig::new(c.time_freq_dim, d).init(device),
             time2: LinearConfig::new(d, d).init(device),
             blocks: (0..c.n_layers).map(|_| Block::init(c, device)).collect(),
@@ -393,8 +390,6 @@ impl Umm {
             velocity_head: LinearConfig::new(d, c.patch_dim()).init(device),
             time_freq_dim: c.time_freq_dim,
             predict_clean: c.predict_clean,
-            self_cond: c.gen_self_cond,
-            patch_dim: c.patch_dim(),
         }
     }
 
@@ -446,7 +441,6 @@ impl Umm {
                 .forward(silu(self.time1.forward(self.time_features(time.clone())))) // [b, d]
         });
         let mut xg = input.gen_image.zip(temb.clone()).map(|((img, _), temb)| {
-            let img = self.gen_input(img);
             dense(&self.gen_in, img) + positions(&self.gen_pos, ng) + temb.unsqueeze_dim::<3>(1)
         });
         let mut xu = Some(if parts.len() == 1 {
@@ -464,7 +458,6 @@ impl Umm {
         let text_out = if nu > 0 { xu.slice_dim(1, 0..t) } else { xu };
         let logits = self.word_logits(text_out);
         let velocity = gen_input.zip(xg).map(|((xt, time), xg)| {
-            let xt = xt.slice_dim(2, 0..self.patch_dim);
             let head = dense(&self.velocity_head, layer_norm(&self.gen_norm, xg));
             if self.predict_clean {
                 // x-prediction: the head gives the clean patches; v = (x_t - x0) / t.
@@ -482,24 +475,6 @@ impl Umm {
             velocity,
             und_hidden,
         }
-    }
-
-    /// The generation input as the input projection takes it: with self-conditioning, noisy
-    /// patches without an estimate (`[b, n, patch_dim]`) get zeros for it.
-    fn gen_input(&self, img: Tensor<3>) -> Tensor<3> {
-        let [b, n, d] = img.dims();
-        if self.self_cond && d == self.patch_dim {
-            let zeros = Tensor::zeros([b, n, d], &img.device());
-            Tensor::cat(vec![img, zeros], 2)
-        } else {
-            img
-        }
-    }
-
-    /// Whether the generation input takes a previous clean-image estimate
-    /// ([`UmmConfig::gen_self_cond`]): `[b, n, 2 patch_dim]`, the noisy patches first.
-    pub fn self_conditioned(&self) -> bool {
-        self.self_cond
     }
 
     /// Word logits of hidden states of the understanding segment, through the same final norm

@@ -5,8 +5,6 @@
 //! The integrators are generic over the velocity function, so they are tested on fields whose
 //! solution is known; [`generate`] wires them to a [`Umm`] with classifier-free guidance.
 
-use std::cell::RefCell;
-
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use compworld::Rng;
@@ -175,32 +173,21 @@ pub fn generate_from_noise(
     let device = &x1.device();
     let text = encode_prompts(tok, prompts, config.max_text_len, device)?;
     let empty = encode_prompts(tok, &vec![""; b], config.max_text_len, device)?;
-    // Self-conditioning: each branch's previous clean-image estimate, `x - t v`.
-    let previous: [RefCell<Option<Tensor<3>>>; 2] = Default::default();
-    let velocity = |x: Tensor<3>, t: f32, text: &Tensor<2, Int>, branch: usize| {
+    let velocity = |x: Tensor<3>, t: f32, text: &Tensor<2, Int>| {
         let time = Tensor::<1>::from_data(TensorData::new(vec![t; b], [b]), device);
-        let input = match previous[branch].borrow().as_ref() {
-            Some(prev) if model.self_conditioned() => Tensor::cat(vec![x.clone(), prev.clone()], 2),
-            _ => x.clone(),
-        };
         let out = model.forward(UmmInput {
             text: text.clone(),
             und_image: None,
-            gen_image: Some((input, time)),
+            gen_image: Some((x, time)),
         });
-        let v = out.velocity.expect("a generation segment was given");
-        if model.self_conditioned() {
-            let estimate = x - v.clone().mul_scalar(t.max(crate::config::MIN_FLOW_TIME));
-            *previous[branch].borrow_mut() = Some(estimate);
-        }
-        v
+        out.velocity.expect("a generation segment was given")
     };
     let x0 = integrate(x1, sample.steps, sample.solver, |x, t| {
-        let cond = velocity(x.clone(), t, &text, 0);
+        let cond = velocity(x.clone(), t, &text);
         if (sample.cfg_scale - 1.0).abs() < 1e-6 {
             cond
         } else {
-            guide(cond, velocity(x, t, &empty, 1), sample.cfg_scale)
+            guide(cond, velocity(x, t, &empty), sample.cfg_scale)
         }
     });
     // The model works in `2 x - 1` pixel space (centred like the noise); back to [0, 1].
