@@ -52,6 +52,10 @@ pub struct UndReport {
     pub by_category: BTreeMap<String, (Tally, Tally)>,
     /// "what is this ?" about a crop around one object of the true render, exact answer.
     pub region: Tally,
+    /// The "no" questions by the constraint their render breaks (`ViolationKind::name`):
+    /// which violations the model lets through.
+    #[serde(default)]
+    pub no_by_violation: BTreeMap<String, Tally>,
 }
 
 impl UndReport {
@@ -80,8 +84,17 @@ pub fn evaluate_understanding(
 ) -> Result<UndReport> {
     let mut rng = Rng::derive(seed, "eval-understanding");
     let res = cfg.resolution;
-    // (question, image, expected answer, category, is it a yes/no match question)
-    let mut items: Vec<(String, Image, String, String, Option<bool>)> = Vec::new();
+    // (question, image, expected answer, category, is it a yes/no match question, the
+    // violation of a "no" render)
+    type Item = (
+        String,
+        Image,
+        String,
+        String,
+        Option<bool>,
+        Option<&'static str>,
+    );
+    let mut items: Vec<Item> = Vec::new();
     for p in prompts {
         let Ok(truth) = sample_scene(&p.meaning, &p.text, &mut rng) else {
             continue;
@@ -94,20 +107,24 @@ pub fn evaluate_understanding(
             "yes".into(),
             cat.clone(),
             Some(true),
+            None,
         ));
         let mut kinds = applicable(&p.meaning);
         rng.shuffle(&mut kinds);
         let negative = kinds.iter().find_map(|&k| {
             let m = violate(&p.meaning, k, &mut rng)?;
-            sample_scene(&m, &p.text, &mut rng).ok()
+            sample_scene(&m, &p.text, &mut rng)
+                .ok()
+                .map(|s| (s, k.name()))
         });
-        if let Some(s) = negative {
+        if let Some((s, broken)) = negative {
             items.push((
                 q,
                 question_image(Some(&s), None, res),
                 "no".into(),
                 cat.clone(),
                 Some(false),
+                Some(broken),
             ));
         }
         let o = *rng.pick(&truth.objects);
@@ -125,6 +142,7 @@ pub fn evaluate_understanding(
             describe(&o),
             cat,
             None,
+            None,
         ));
     }
     let questions: Vec<(String, Image)> = items
@@ -138,7 +156,7 @@ pub fn evaluate_understanding(
         }
     }
     let mut r = UndReport::default();
-    for ((_, _, want, cat, kind), got) in items.iter().zip(answers) {
+    for ((_, _, want, cat, kind, broken), got) in items.iter().zip(answers) {
         let ok = &got == want;
         match kind {
             Some(yes) => {
@@ -149,6 +167,9 @@ pub fn evaluate_understanding(
                 } else {
                     r.match_no.add(ok);
                     e.1.add(ok);
+                    if let Some(b) = broken {
+                        r.no_by_violation.entry(b.to_string()).or_default().add(ok);
+                    }
                 }
             }
             None => r.region.add(ok),

@@ -393,6 +393,10 @@ fn run(cli: Cli) -> Result<()> {
             for name in r.by_category.keys() {
                 println!("{name:<14} {:.3}", r.category_acc(name).unwrap_or(0.0));
             }
+            println!("violation         \"no\" accuracy (questions)");
+            for (name, t) in &r.no_by_violation {
+                println!("{name:<17} {:.3} ({})", t.accuracy(), t.total);
+            }
             println!(
                 "prompt-match (balanced) {:.4}  [yes {:.3}, no {:.3}]\nregion {:.4}\n({} prompts, {:.0} s)",
                 r.prompt_match_acc(),

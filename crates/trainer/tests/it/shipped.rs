@@ -68,3 +68,56 @@ fn shipped_base_model_answers_simple_questions() {
     eprintln!("shipped model: {right}/{} right: {got:?}", want.len());
     assert!(right >= want.len() - 2, "answers {got:?}, wanted {want:?}");
 }
+
+/// `eval-und`'s breakdown of the "no" questions by the constraint their render breaks adds up
+/// to the "no" tally, names only real violation kinds, and covers several of them.
+#[test]
+fn prompt_match_misses_are_broken_down_by_violation() {
+    if !shipped().exists() {
+        eprintln!(
+            "SKIPPED prompt_match_misses_are_broken_down_by_violation: no shipped checkpoint"
+        );
+        return;
+    }
+    let device = Device::flex();
+    let (model, meta) = checkpoint::load(&shipped(), &device).unwrap();
+    // The dev split's first 8 prompts of every category (96 prompts).
+    let dev = &compworld::splits::make_splits(trainer::data::EVAL_SPLIT_SEED).splits[1];
+    let mut per_cat = std::collections::BTreeMap::<String, usize>::new();
+    let prompts: Vec<Prompt> = dev
+        .iter()
+        .filter(|e| {
+            let n = per_cat
+                .entry(e.prompt.category.name().to_string())
+                .or_default();
+            *n += 1;
+            *n <= 8
+        })
+        .map(|e| e.prompt.clone())
+        .collect();
+    let tok = WordTokenizer::compworld();
+    let r = trainer::eval::evaluate_understanding(&model, &meta.config, &tok, &prompts, 0, &device)
+        .unwrap();
+    let (total, correct) = r
+        .no_by_violation
+        .values()
+        .fold((0, 0), |(t, c), v| (t + v.total, c + v.correct));
+    assert!(r.match_no.total > 60, "{:?}", r.match_no);
+    assert_eq!((total, correct), (r.match_no.total, r.match_no.correct));
+    let kinds: Vec<&str> = compworld::violation::ViolationKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    assert!(
+        r.no_by_violation
+            .keys()
+            .all(|k| kinds.contains(&k.as_str())),
+        "{:?}",
+        r.no_by_violation.keys()
+    );
+    assert!(
+        r.no_by_violation.len() >= 4,
+        "{:?}",
+        r.no_by_violation.keys()
+    );
+}
