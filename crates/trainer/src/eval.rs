@@ -84,17 +84,17 @@ pub fn evaluate_understanding(
 ) -> Result<UndReport> {
     let mut rng = Rng::derive(seed, "eval-understanding");
     let res = cfg.resolution;
-    // (question, image, expected answer, category, is it a yes/no match question, the
-    // violation of a "no" render)
-    type Item = (
-        String,
-        Image,
-        String,
-        String,
-        Option<bool>,
-        Option<&'static str>,
-    );
-    let mut items: Vec<Item> = Vec::new();
+    /// What a question is tallied under.
+    enum Asked {
+        /// Prompt match about the true render.
+        Yes,
+        /// Prompt match about a render that breaks this constraint.
+        No(&'static str),
+        /// Region identification.
+        Region,
+    }
+    // (question, image, expected answer, category, kind)
+    let mut items: Vec<(String, Image, String, String, Asked)> = Vec::new();
     for p in prompts {
         let Ok(truth) = sample_scene(&p.meaning, &p.text, &mut rng) else {
             continue;
@@ -106,8 +106,7 @@ pub fn evaluate_understanding(
             question_image(Some(&truth), None, res),
             "yes".into(),
             cat.clone(),
-            Some(true),
-            None,
+            Asked::Yes,
         ));
         let mut kinds = applicable(&p.meaning);
         rng.shuffle(&mut kinds);
@@ -123,8 +122,7 @@ pub fn evaluate_understanding(
                 question_image(Some(&s), None, res),
                 "no".into(),
                 cat.clone(),
-                Some(false),
-                Some(broken),
+                Asked::No(broken),
             ));
         }
         let o = *rng.pick(&truth.objects);
@@ -141,8 +139,7 @@ pub fn evaluate_understanding(
             question_image(Some(&truth), Some(b), res),
             describe(&o),
             cat,
-            None,
-            None,
+            Asked::Region,
         ));
     }
     let questions: Vec<(String, Image)> = items
@@ -156,23 +153,22 @@ pub fn evaluate_understanding(
         }
     }
     let mut r = UndReport::default();
-    for ((_, _, want, cat, kind, broken), got) in items.iter().zip(answers) {
+    for ((_, _, want, cat, asked), got) in items.iter().zip(answers) {
         let ok = &got == want;
-        match kind {
-            Some(yes) => {
-                let e = r.by_category.entry(cat.clone()).or_default();
-                if *yes {
-                    r.match_yes.add(ok);
-                    e.0.add(ok);
-                } else {
-                    r.match_no.add(ok);
-                    e.1.add(ok);
-                    if let Some(b) = broken {
-                        r.no_by_violation.entry(b.to_string()).or_default().add(ok);
-                    }
-                }
+        match asked {
+            Asked::Yes => {
+                r.match_yes.add(ok);
+                r.by_category.entry(cat.clone()).or_default().0.add(ok);
             }
-            None => r.region.add(ok),
+            Asked::No(broken) => {
+                r.match_no.add(ok);
+                r.by_category.entry(cat.clone()).or_default().1.add(ok);
+                r.no_by_violation
+                    .entry(broken.to_string())
+                    .or_default()
+                    .add(ok);
+            }
+            Asked::Region => r.region.add(ok),
         }
     }
     Ok(r)
