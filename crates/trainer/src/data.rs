@@ -524,13 +524,18 @@ pub struct UndBatch {
     /// Where the next token is part of the answer (or its closing EOS): `1 / n` for an answer
     /// of `n` tokens (EOS included), so every example's weights sum to 1; else 0.
     pub mask: Tensor<2>,
-    /// Auxiliary patch-word targets: for every image token, the colour word and the shape word
-    /// of the front-most object under the patch centre, `[batch, image_tokens]` each
+    /// Auxiliary patch-word targets: for every image token, the colour, shape, texture and
+    /// size words of the front-most object under the patch centre, `[batch, image_tokens]` each
     /// ([`PAD`] where no object is).
     pub patch_colour: Tensor<2, Int>,
     pub patch_shape: Tensor<2, Int>,
+    pub patch_texture: Tensor<2, Int>,
+    pub patch_size: Tensor<2, Int>,
     /// 1 where a patch centre lies on an object, else 0, `[batch, image_tokens]`.
     pub patch_mask: Tensor<2>,
+    /// [`UndBatch::patch_mask`] on whole images, 0 on region crops (a crop resized to the
+    /// canvas does not show the object's size).
+    pub patch_size_mask: Tensor<2>,
 }
 
 /// The front-most object under the centre of every `patch x patch` cell of a
@@ -605,7 +610,9 @@ pub fn und_batch(
             .ok_or_else(|| Error::Config(format!("the word '{w}' is not in the vocabulary")))
     };
     let (mut colour, mut shape, mut on) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut texture, mut size, mut size_on) = (Vec::new(), Vec::new(), Vec::new());
     for e in examples {
+        let whole = if e.region.is_none() { 1.0f32 } else { 0.0 };
         let objects = match &e.scene {
             Some(s) => patch_objects(s, e.region, cfg.resolution, cfg.patch),
             None => vec![None; n],
@@ -615,12 +622,17 @@ pub fn und_batch(
                 Some(o) => {
                     colour.push(word(o.colour.word())?);
                     shape.push(word(o.shape.word())?);
+                    texture.push(word(o.texture.word())?);
+                    size.push(word(o.size.word())?);
                     on.push(1.0f32);
+                    size_on.push(whole);
                 }
                 None => {
-                    colour.push(i64::from(PAD));
-                    shape.push(i64::from(PAD));
+                    for v in [&mut colour, &mut shape, &mut texture, &mut size] {
+                        v.push(i64::from(PAD));
+                    }
                     on.push(0.0);
+                    size_on.push(0.0);
                 }
             }
         }
@@ -634,7 +646,10 @@ pub fn und_batch(
         mask: Tensor::from_data(TensorData::new(mask, [b, len]), device),
         patch_colour: ints(colour),
         patch_shape: ints(shape),
+        patch_texture: ints(texture),
+        patch_size: ints(size),
         patch_mask: Tensor::from_data(TensorData::new(on, [b, n]), device),
+        patch_size_mask: Tensor::from_data(TensorData::new(size_on, [b, n]), device),
     })
 }
 
@@ -791,18 +806,28 @@ mod tests {
         let ints =
             |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().try_to_vec().unwrap() };
         let (colour, shape) = (ints(&b.patch_colour), ints(&b.patch_shape));
+        let (texture, size) = (ints(&b.patch_texture), ints(&b.patch_size));
         let on: Vec<f32> = b.patch_mask.to_data().try_to_vec().unwrap();
-        let red = i64::from(tok.id("red").unwrap());
-        let circ = i64::from(tok.id("circle").unwrap());
+        let size_on: Vec<f32> = b.patch_size_mask.to_data().try_to_vec().unwrap();
+        let id = |w: &str| i64::from(tok.id(w).unwrap());
+        let pad = i64::from(PAD);
         for k in 0..128 {
             if on[k] == 1.0 {
-                assert_eq!((colour[k], shape[k]), (red, circ), "patch {k}");
+                assert_eq!(
+                    (colour[k], shape[k], texture[k], size[k]),
+                    (id("red"), id("circle"), id("plain"), id("large")),
+                    "patch {k}"
+                );
             } else {
                 assert_eq!(
-                    (on[k], colour[k], shape[k]),
-                    (0.0, i64::from(PAD), i64::from(PAD))
+                    (on[k], colour[k], shape[k], texture[k], size[k]),
+                    (0.0, pad, pad, pad, pad)
                 );
             }
+            // The size is named on the whole image only: the crop fills the canvas whatever
+            // the object's size.
+            let whole = k < 64;
+            assert_eq!(size_on[k], if whole { on[k] } else { 0.0 }, "patch {k}");
         }
         // Whole image: a disc of radius 6.5 units covers about 8 of the 4x4-unit patches,
         // among them the centre (row 3, column 3 has its centre at (14, 14)), not the corner.

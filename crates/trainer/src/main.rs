@@ -317,14 +317,22 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.train.seed = s;
             }
             let dev = device(kind)?.autodiff();
+            let t = &cfg.train;
+            let batches = match t.und_step_share {
+                None => format!("batch {}+{}", t.gen_batch, t.und_batch),
+                Some(s) => format!(
+                    "one batch a step: {} understanding on {:.0}% of them, {} generation on the rest",
+                    t.und_batch,
+                    100.0 * s,
+                    t.gen_batch
+                ),
+            };
             eprintln!(
-                "pretraining {} ({} steps, batch {}+{}) on {} into {}",
+                "pretraining {} ({} steps, {batches}) on {} into {}",
                 config
                     .as_deref()
                     .map_or(preset.clone(), |p| p.display().to_string()),
-                cfg.train.steps,
-                cfg.train.gen_batch,
-                cfg.train.und_batch,
+                t.steps,
                 kind.name(),
                 out.display()
             );
