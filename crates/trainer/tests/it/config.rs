@@ -46,16 +46,36 @@ fn run_configs_round_trip_and_bad_ones_fail_in_one_line() {
     }
 }
 
-/// `--preset tiny` is the shipped model's recipe, and the first base model's recipe (the tiny
-/// model with the default schedule and mixture, 8,500 steps) is kept as a file.
+/// `--preset tiny` is the shipped model's recipe; the first base model's recipe (the tiny model
+/// with the default schedule and mixture, 8,500 steps) and the third's (both batches on every
+/// step, 10,500 steps) are kept as files.
 #[test]
-fn the_tiny_preset_is_the_shipped_recipe_and_v1_is_kept_as_a_file() {
+fn the_tiny_preset_is_the_shipped_recipe_and_v1_and_v3_are_kept_as_files() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let tiny = PretrainConfig::for_preset("tiny").unwrap();
     let file = PretrainConfig::from_file(&root.join("configs/pretrain/tiny.toml")).unwrap();
     assert_eq!(tiny, file);
     assert_eq!(tiny.model, umm_model::UmmConfig::tiny());
     assert!(tiny.train.und_patch_words > 0.0 && tiny.mix.presence_alike);
+    assert!(tiny.train.und_patch_attrs && tiny.train.und_step_share.is_some());
+    let v3 = PretrainConfig::from_file(&root.join("configs/pretrain/tiny-v3.toml")).unwrap();
+    assert_eq!((v3.train.steps, v3.train.und_step_share), (10_500, None));
+    assert_eq!(v3.model, tiny.model);
+    let v3_split = TrainConfig {
+        steps: tiny.train.steps,
+        und_patch_attrs: true,
+        und_step_share: tiny.train.und_step_share,
+        gen_t_focus: tiny.train.gen_t_focus,
+        gen_t_focus_range: tiny.train.gen_t_focus_range,
+        checkpoint_every: tiny.train.checkpoint_every,
+        ..v3.train.clone()
+    };
+    assert_eq!(
+        v3_split, tiny.train,
+        "tiny.toml is tiny-v3.toml with the step split, the patch words and the time focus"
+    );
+    assert!(v3.mix.gen_sources["single"] < tiny.mix.gen_sources["single"]);
+    assert_eq!(v3.mix.gen_sources.len(), tiny.mix.gen_sources.len());
     let v1 = PretrainConfig::from_file(&root.join("configs/pretrain/tiny-v1.toml")).unwrap();
     let old = PretrainConfig {
         model: umm_model::UmmConfig::tiny(),
