@@ -844,7 +844,7 @@ mod tests {
     #[test]
     fn every_committed_grid_parses_and_its_overrides_apply() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/ablation");
-        let mut n = 0;
+        let (mut n, mut checked) = (0, 0);
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let g: Grid = toml::from_str(&std::fs::read_to_string(&p).unwrap())
@@ -871,10 +871,35 @@ mod tests {
                         v.name
                     );
                 }
+                // Rerunning a committed row must sample as it did: every committed benchmark
+                // summary of the variant names the sampler the grid resolves to now (a grid
+                // made before a default changed pins the old value).
+                let stem = p.file_stem().unwrap().to_string_lossy();
+                let rows = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../results/ablation")
+                    .join(&*stem)
+                    .join(&v.name);
+                let want = format!(
+                    "({}, {} steps, guidance {})",
+                    if c.sampler.heun { "Heun" } else { "Euler" },
+                    c.sampler.steps,
+                    c.sampler.cfg_scale
+                );
+                for seed in std::fs::read_dir(&rows).into_iter().flatten() {
+                    let s = seed.unwrap().path().join("compbench/summary.json");
+                    let Ok(text) = std::fs::read_to_string(&s) else {
+                        continue;
+                    };
+                    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let got = j["generator"].as_str().unwrap_or_default();
+                    assert!(got.ends_with(&want), "{}: {got} (grid: {want})", s.display());
+                    checked += 1;
+                }
             }
             n += 1;
         }
         assert!(n >= 3, "{n} grids");
+        assert!(checked >= 30, "{checked} committed rows checked");
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
     )?;
 
     let texts: Vec<&str> = prompts.iter().map(|p| p.text.as_str()).collect();
+    // "test split", "dev split": named after the split file, for the progress bar and summary.
+    let split_name = format!(
+        "{} split",
+        a.split.file_stem().map_or("prompt".into(), |s| s.to_string_lossy())
+    );
     let images = generate_all(
         &model,
         &cfg,
@@ -168,7 +173,7 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
         a.samples,
         a.sample,
         &device,
-        "test split",
+        &split_name,
     )?;
     let mut per_cat: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let (mut seen, mut unseen) = (Vec::new(), Vec::new());
@@ -270,7 +275,7 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
         md,
         "\nCategories where understanding leads by >= 15 points: {wide}.\n\
          Understanding: prompt match {:.3} (yes {:.3}, no {:.3}), region {:.3}.\n\
-         Generation: single objects {:.3} (seen pairs {:.3}, held-out pairs {:.3}); test split seen prompts {:.3}, unseen {:.3}.",
+         Generation: single objects {:.3} (seen pairs {:.3}, held-out pairs {:.3}); {split_name} seen prompts {:.3}, unseen {:.3}.",
         detail.und_prompt_match_acc,
         detail.und_match_yes_acc,
         detail.und_match_no_acc,
@@ -380,6 +385,8 @@ struct Manifest {
     und_region_acc: f64,
     /// Oracle score of generated single-object prompts (40 colour-shape prompts, 4 images).
     gen_single_object: f64,
+    /// The sampler the generation numbers were measured with (the project's default then).
+    gen_sampler: String,
     /// How these numbers were measured.
     eval_command: String,
 }
@@ -410,11 +417,12 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
         checkpoint::sidecar_path(&dest),
     )?;
     let meta = checkpoint::load_meta(&dest)?;
+    let sample = SampleConfig::default();
     let args = EvalArgs {
         checkpoint: dest.clone(),
         split: PathBuf::from("datasets/splits/test.tsv"),
         samples,
-        sample: SampleConfig::default(),
+        sample,
         out_dir: out.to_path_buf(),
     };
     let o = run(&args)?;
@@ -427,9 +435,14 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
         und_prompt_match_acc: o.und.prompt_match_acc(),
         und_region_acc: o.und.region.accuracy(),
         gen_single_object: o.gen_single,
+        gen_sampler: format!(
+            "{:?}, {} steps, guidance {}, noise seed {}",
+            sample.solver, sample.steps, sample.cfg_scale, sample.seed
+        ),
         eval_command: format!(
-            "cargo xtask base-eval --checkpoint {} --samples {samples}",
-            dest.display()
+            "cargo xtask base-eval --checkpoint {} --samples {samples} --cfg-scale {}",
+            dest.display(),
+            sample.cfg_scale
         ),
     };
     let text = format!(

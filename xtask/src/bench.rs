@@ -50,7 +50,7 @@ pub struct SamplerArgs {
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
     /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
     pub cfg_scale: f32,
     /// Use Heun's method instead of Euler's.
     #[arg(long)]

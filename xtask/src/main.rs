@@ -96,7 +96,7 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         steps: usize,
         /// Classifier-free guidance scale.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
         /// Where the results go.
         #[arg(long, default_value = "results")]

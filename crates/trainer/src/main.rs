@@ -116,7 +116,7 @@ enum Command {
         #[arg(long)]
         heun: bool,
         /// Classifier-free guidance scale (1 = none).
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
         /// Seed of the starting noise.
         #[arg(long, default_value_t = 0)]

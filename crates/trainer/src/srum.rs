@@ -292,7 +292,7 @@ impl Default for SrumConfig {
             },
             sampler: SamplerSettings {
                 steps: 20,
-                cfg_scale: 2.0,
+                cfg_scale: umm_model::sampler::DEFAULT_CFG_SCALE,
                 heun: false,
                 batch: 64,
             },
