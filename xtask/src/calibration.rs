@@ -36,10 +36,20 @@ pub struct CalibrationArgs {
     /// Score true renders and one-constraint violations of the prompts instead of the model's
     /// own images: the judgment on clean images, apart from the generator's blobs.
     pub renders: bool,
+    /// Guidance of the model's own images (unused with `renders`).
+    pub cfg_scale: f32,
     /// How g is read off the model (the default of the reward: combined).
     pub global: reward_global::GlobalMode,
     pub out_json: std::path::PathBuf,
     pub out_png: std::path::PathBuf,
+}
+
+/// The sampler of the model's own images: the default one at the run's guidance.
+fn sample_config(a: &CalibrationArgs) -> SampleConfig {
+    SampleConfig {
+        cfg_scale: a.cfg_scale,
+        ..SampleConfig::default()
+    }
 }
 
 #[derive(Debug, Default, Serialize, Clone)]
@@ -270,7 +280,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             .collect()
     } else {
         let mut generator =
-            UmmGenerator::load(&a.checkpoint, SampleConfig::default(), 64, &device)?;
+            UmmGenerator::load(&a.checkpoint, sample_config(a), 64, &device)?;
         let pb = bar(requests.len(), "generating");
         let (images, _) =
             bench_compbench::harness::generate_all(&mut generator, &requests, &mut |n| {
@@ -430,7 +440,11 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             "cargo xtask reward-calibration --checkpoint {} --samples {}{}{} --out {} --plot {}",
             a.checkpoint.display(),
             a.samples,
-            if a.renders { " --renders" } else { "" },
+            if a.renders {
+                " --renders".to_string()
+            } else {
+                format!(" --cfg-scale {}", a.cfg_scale)
+            },
             if a.global == reward_global::GlobalMode::Question {
                 " --question-only"
             } else {

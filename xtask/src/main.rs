@@ -166,6 +166,9 @@ enum Cmd {
         /// (the judgment on clean images; use with other --out and --plot paths).
         #[arg(long)]
         renders: bool,
+        /// Guidance of the model's own images (ignored with --renders).
+        #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
+        cfg_scale: f32,
         /// Read g from the prompt-match answer alone (default: averaged with the phrase
         /// coverage of the model's region names, as the reward does).
         #[arg(long)]
@@ -291,6 +294,7 @@ fn run(cli: Cli) -> Result<()> {
             split,
             samples,
             renders,
+            cfg_scale,
             question_only,
             out,
             plot,
@@ -299,6 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             split,
             samples,
             renders,
+            cfg_scale,
             global: if question_only {
                 reward_global::GlobalMode::Question
             } else {
