@@ -892,7 +892,11 @@ mod tests {
                     };
                     let j: serde_json::Value = serde_json::from_str(&text).unwrap();
                     let got = j["generator"].as_str().unwrap_or_default();
-                    assert!(got.ends_with(&want), "{}: {got} (grid: {want})", s.display());
+                    assert!(
+                        got.ends_with(&want),
+                        "{}: {got} (grid: {want})",
+                        s.display()
+                    );
                     checked += 1;
                 }
             }

@@ -164,7 +164,9 @@ pub fn run(a: &EvalArgs) -> Result<EvalOutcome> {
     // "test split", "dev split": named after the split file, for the progress bar and summary.
     let split_name = format!(
         "{} split",
-        a.split.file_stem().map_or("prompt".into(), |s| s.to_string_lossy())
+        a.split
+            .file_stem()
+            .map_or("prompt".into(), |s| s.to_string_lossy())
     );
     let images = generate_all(
         &model,

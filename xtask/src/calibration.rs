@@ -279,8 +279,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             })
             .collect()
     } else {
-        let mut generator =
-            UmmGenerator::load(&a.checkpoint, sample_config(a), 64, &device)?;
+        let mut generator = UmmGenerator::load(&a.checkpoint, sample_config(a), 64, &device)?;
         let pb = bar(requests.len(), "generating");
         let (images, _) =
             bench_compbench::harness::generate_all(&mut generator, &requests, &mut |n| {
