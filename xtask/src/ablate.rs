@@ -66,6 +66,10 @@ struct Grid {
 struct EvalSettings {
     compbench_samples: usize,
     reasonbench_samples: usize,
+    /// Guidance of the benchmark images; unset, the variant's own `sampler.cfg_scale` (the one
+    /// its SRUM candidates are drawn with), so candidates and benchmark may differ only when
+    /// this is set.
+    cfg_scale: Option<f32>,
 }
 
 impl Default for EvalSettings {
@@ -73,6 +77,7 @@ impl Default for EvalSettings {
         EvalSettings {
             compbench_samples: 4,
             reasonbench_samples: 4,
+            cfg_scale: None,
         }
     }
 }
@@ -314,11 +319,7 @@ fn run_row(
         cfg.base.clone()
     };
     let image_seed = bench_compbench::FIRST_SEED + 1000 * seed;
-    let sampler = SamplerArgs {
-        steps: cfg.sampler.steps,
-        cfg_scale: cfg.sampler.cfg_scale,
-        heun: cfg.sampler.heun,
-    };
+    let sampler = eval_sampler(g, cfg);
     let cmd = format!("cargo xtask ablate --grid {grid} --only {}", v.name);
     let t_eval = Instant::now();
     let cb = bench_checkpoint(
@@ -453,6 +454,16 @@ fn write_summary(g: &Grid, results: &Path) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The sampler of a row's benchmark images: the variant's own sampler, at the grid's
+/// `[eval] cfg_scale` when it sets one.
+fn eval_sampler(g: &Grid, cfg: &SrumConfig) -> SamplerArgs {
+    SamplerArgs {
+        steps: cfg.sampler.steps,
+        cfg_scale: g.eval.cfg_scale.unwrap_or(cfg.sampler.cfg_scale),
+        heun: cfg.sampler.heun,
+    }
 }
 
 /// Issue 6's bars: SRUM over base and over SFT (CompBench-style overall, every seed), SRUM
@@ -841,6 +852,24 @@ mod tests {
         assert!(comparison(&g, "t", &rows[..3]).unwrap().is_none());
     }
 
+    /// A grid's `[eval] cfg_scale` sets the benchmark's guidance apart from the candidates'.
+    #[test]
+    fn the_benchmark_guidance_follows_the_variant_unless_the_grid_sets_its_own() {
+        let text = "[defaults]\n\"sampler.cfg_scale\" = 2.0\n[[variant]]\nname = \"srum\"\n";
+        let g: Grid = toml::from_str(text).unwrap();
+        let c = apply_overrides(&SrumConfig::default(), &[&g.defaults]).unwrap();
+        assert_eq!(c.sampler.cfg_scale, 2.0);
+        assert_eq!(eval_sampler(&g, &c).cfg_scale, 2.0);
+        let g: Grid = toml::from_str(&format!("{text}[eval]\ncfg_scale = 8.0\n")).unwrap();
+        let c = apply_overrides(&SrumConfig::default(), &[&g.defaults]).unwrap();
+        assert_eq!(c.sampler.cfg_scale, 2.0, "the candidates keep theirs");
+        let e = eval_sampler(&g, &c);
+        assert_eq!(
+            (e.cfg_scale, e.steps, e.heun),
+            (8.0, c.sampler.steps, false)
+        );
+    }
+
     #[test]
     fn every_committed_grid_parses_and_its_overrides_apply() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/ablation");
@@ -879,11 +908,12 @@ mod tests {
                     .join("../results/ablation")
                     .join(&*stem)
                     .join(&v.name);
+                let e = eval_sampler(&g, &c);
                 let want = format!(
                     "({}, {} steps, guidance {})",
-                    if c.sampler.heun { "Heun" } else { "Euler" },
-                    c.sampler.steps,
-                    c.sampler.cfg_scale
+                    if e.heun { "Heun" } else { "Euler" },
+                    e.steps,
+                    e.cfg_scale
                 );
                 for seed in std::fs::read_dir(&rows).into_iter().flatten() {
                     let s = seed.unwrap().path().join("compbench/summary.json");
