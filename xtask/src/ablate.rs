@@ -908,13 +908,7 @@ mod tests {
                     .join("../results/ablation")
                     .join(&*stem)
                     .join(&v.name);
-                let e = eval_sampler(&g, &c);
-                let want = format!(
-                    "({}, {} steps, guidance {})",
-                    if e.heun { "Heun" } else { "Euler" },
-                    e.steps,
-                    e.cfg_scale
-                );
+                let want = format!("({})", eval_sampler(&g, &c).config().describe());
                 for seed in std::fs::read_dir(&rows).into_iter().flatten() {
                     let s = seed.unwrap().path().join("compbench/summary.json");
                     let Ok(text) = std::fs::read_to_string(&s) else {

@@ -437,10 +437,7 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
         und_prompt_match_acc: o.und.prompt_match_acc(),
         und_region_acc: o.und.region.accuracy(),
         gen_single_object: o.gen_single,
-        gen_sampler: format!(
-            "{:?}, {} steps, guidance {}, noise seed {}",
-            sample.solver, sample.steps, sample.cfg_scale, sample.seed
-        ),
+        gen_sampler: format!("{}, noise seed {}", sample.describe(), sample.seed),
         eval_command: format!(
             "cargo xtask base-eval --checkpoint {} --samples {samples} --cfg-scale {}",
             dest.display(),

@@ -80,13 +80,7 @@ impl UmmGenerator {
             sample,
             device: device.clone(),
             batch: batch.max(1),
-            label: format!(
-                "umm {} ({:?}, {} steps, guidance {})",
-                checkpoint.display(),
-                sample.solver,
-                sample.steps,
-                sample.cfg_scale
-            ),
+            label: format!("umm {} ({})", checkpoint.display(), sample.describe()),
         })
     }
 

@@ -113,6 +113,16 @@ pub struct SampleConfig {
 /// datasets/splits/dev.tsv --samples 2 --cfg-scale G`) was 0.051 at 2, 0.058 at 5, 0.061 at 8.
 pub const DEFAULT_CFG_SCALE: f32 = 8.0;
 
+impl SampleConfig {
+    /// "Euler, 20 steps, guidance 8": how benchmark summaries and manifests name the sampler.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?}, {} steps, guidance {}",
+            self.solver, self.steps, self.cfg_scale
+        )
+    }
+}
+
 impl Default for SampleConfig {
     fn default() -> Self {
         SampleConfig {
