@@ -47,6 +47,10 @@ enum Command {
         /// Override train.seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Override train.init: start from this checkpoint's weights (a second stage of
+        /// pretraining) instead of a seeded initialisation.
+        #[arg(long, conflicts_with = "resume")]
+        init: Option<PathBuf>,
         /// Continue from the newest checkpoint in --out.
         #[arg(long)]
         resume: bool,
@@ -302,6 +306,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             steps,
             seed,
+            init,
             resume,
             max_steps_now,
             device: kind,
@@ -315,6 +320,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(s) = seed {
                 cfg.train.seed = s;
+            }
+            if init.is_some() {
+                cfg.train.init = init;
             }
             let dev = device(kind)?.autodiff();
             let t = &cfg.train;

@@ -102,7 +102,15 @@ pub struct TrainConfig {
     /// trained weights.
     #[serde(default)]
     pub ema_decay: f64,
-    /// Seed of the weights' initialisation and of the data stream.
+    /// Start from the weights of this checkpoint (`.safetensors` with its `.meta.toml` sidecar)
+    /// instead of a seeded initialisation: a second stage of pretraining (absent: from scratch).
+    /// Optimiser moments, step count, learning-rate schedule and data stream start afresh, so
+    /// give the stage its own `seed`, or it draws the first stage's examples again. The
+    /// checkpoint's model configuration must equal `[model]`. A relative path is read from the
+    /// working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+    /// Seed of the weights' initialisation (unless `init` is set) and of the data stream.
     pub seed: u64,
     /// Write a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: u64,
@@ -129,6 +137,7 @@ impl Default for TrainConfig {
             und_patch_attrs: false,
             und_step_share: None,
             ema_decay: 0.0,
+            init: None,
             seed: 0,
             checkpoint_every: 250,
             log_every: 10,
@@ -523,13 +532,13 @@ pub fn pretrain(
             if opts.resume && run.config().exists() {
                 eprintln!("no checkpoint in {}: starting from step 0", dir.display());
             }
+            let model = match &t.init {
+                Some(p) => load_init(p, &cfg.model, device)?,
+                None => init_model(&cfg.model, t.seed, device),
+            };
             fs::write(run.config(), cfg.to_toml()).map_err(|e| io("write", &run.config(), e))?;
             fs::write(run.metrics(), METRICS_HEADER).map_err(|e| io("write", &run.metrics(), e))?;
-            (
-                init_model(&cfg.model, t.seed, device),
-                0,
-                Rng::derive(t.seed, "pretrain-data"),
-            )
+            (model, 0, Rng::derive(t.seed, "pretrain-data"))
         }
     };
     // The average continues from the checkpoint's, or starts at the initial weights.
@@ -698,6 +707,18 @@ fn stream_rng_next(stream: &mut DataStream) -> u64 {
 /// [`crate::init::renumber`]) so that a resumed run finds its optimiser state.
 pub fn init_model(cfg: &UmmConfig, seed: u64, device: &Device) -> Umm {
     crate::init::renumber(crate::init::seeded(Umm::init(cfg, device), seed))
+}
+
+/// The weights of `train.init`, checked against the run's model configuration.
+fn load_init(path: &Path, cfg: &UmmConfig, device: &Device) -> Result<Umm> {
+    let (model, meta) = checkpoint::load(path, device)?;
+    if meta.config != *cfg {
+        return Err(Error::Config(format!(
+            "train.init = {}: the checkpoint's model configuration differs from [model]",
+            path.display()
+        )));
+    }
+    Ok(crate::init::renumber(model))
 }
 
 const METRICS_HEADER: &str = "step,lr,loss_und,loss_gen,examples_per_s,wall_s\n";

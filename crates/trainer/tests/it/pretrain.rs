@@ -275,3 +275,57 @@ fn alternating_steps_train_both_halves_and_log_each_loss_over_its_own_steps() {
     );
     assert!(u1 < u0 && g1 < g0, "und {u0} -> {u1}, gen {g0} -> {g1}");
 }
+
+#[test]
+fn a_second_stage_starts_from_its_init_checkpoint() {
+    let (a, b, c, d) = (tmp("init-a"), tmp("init-b"), tmp("init-c"), tmp("init-d"));
+    let mut first = micro(20);
+    first.train.lr = 3e-3;
+    let m_first = run(&first, &a, RunOptions::default());
+    let trained = a.join("model.safetensors");
+
+    // With a vanishing learning rate (updates of 1e-30, far below an f32 weight's rounding) the
+    // stage ends where it started: the first stage's weights, not a fresh initialisation.
+    let mut still = micro(3);
+    still.train.seed = 1;
+    still.train.lr = 1e-30;
+    still.train.init = Some(trained.clone());
+    run(&still, &b, RunOptions::default());
+    assert_eq!(
+        max_gap(&weights(&b.join("model.safetensors")), &weights(&trained)),
+        0.0
+    );
+    let saved = PretrainConfig::from_file(&b.join("config.toml")).unwrap();
+    assert_eq!(saved.train.init.as_deref(), Some(trained.as_path()));
+
+    // Training on from there starts at the first stage's loss, not at a fresh model's.
+    let mut on = micro(5);
+    on.train.seed = 1;
+    on.train.lr = 3e-3;
+    on.train.init = Some(trained.clone());
+    let m_on = run(&on, &c, RunOptions::default());
+    assert!(
+        m_on[0].loss_und < m_first[0].loss_und - 1.0,
+        "first understanding loss {} (the first stage began at {})",
+        m_on[0].loss_und,
+        m_first[0].loss_und
+    );
+
+    // A checkpoint of another shape is refused with the reason.
+    let mut other = micro(3);
+    other.model.n_layers += 1;
+    other.train.init = Some(trained);
+    let err = pretrain(
+        &other,
+        &d,
+        &Device::flex().autodiff(),
+        &RunOptions::default(),
+    )
+    .err()
+    .expect("a checkpoint of another shape must be refused")
+    .to_string();
+    assert!(err.contains("differs from [model]"), "{err}");
+    for dir in [a, b, c, d] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
