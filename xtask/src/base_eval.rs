@@ -374,11 +374,11 @@ struct Manifest {
     sha256: String,
     /// The command that trained it.
     command: String,
-    /// Wall time of pretraining on the machine below, in seconds.
+    /// Wall time of pretraining on the machine below, in seconds (all stages).
     pretrain_wall_s: f64,
     /// Where it was trained.
     machine: String,
-    /// Optimiser steps.
+    /// Optimiser steps (all stages).
     steps: u64,
     /// Balanced prompt-match accuracy on the test split (true renders vs one-constraint
     /// violations).
@@ -391,6 +391,93 @@ struct Manifest {
     gen_sampler: String,
     /// How these numbers were measured.
     eval_command: String,
+    /// With more than one stage (`train.init`), each stage's run, steps and wall time, first
+    /// stage first; `command` then lists their commands joined by `&&`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stages: Vec<Stage>,
+}
+
+/// Where `base-eval` writes when `--out-dir` is not given: `results` (the committed files) only
+/// for the shipped checkpoint on the test split with the default sampler and sample count,
+/// `out/base-eval` otherwise.
+pub fn default_out_dir(
+    checkpoint: &Path,
+    split: &Path,
+    samples: usize,
+    sample: &SampleConfig,
+) -> PathBuf {
+    let shipped = checkpoint == Path::new("datasets/checkpoints/base-tiny.safetensors")
+        && split == Path::new("datasets/splits/test.tsv")
+        && samples == DEFAULT_SAMPLES
+        && {
+            let d = SampleConfig::default();
+            (sample.steps, sample.solver, sample.cfg_scale, sample.seed)
+                == (d.steps, d.solver, d.cfg_scale, d.seed)
+        };
+    PathBuf::from(if shipped { "results" } else { "out/base-eval" })
+}
+
+/// One pretraining stage behind a shipped checkpoint: a run folder, its steps and wall time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage {
+    /// The run folder.
+    pub run: String,
+    /// Optimiser steps of this stage.
+    pub steps: u64,
+    /// Wall time of this stage (the last `wall_s` of its metrics.csv), seconds.
+    pub wall_s: f64,
+}
+
+/// The stages that produced `run_dir`'s weights, first stage first: the run itself and, while a
+/// run's `train.init` names the final weights or a checkpoint of another run folder, that run.
+/// An init that is not inside a run folder (no `metrics.csv` beside it) is an error, since its
+/// cost would be missing from the manifest.
+pub fn pretrain_stages(run_dir: &Path) -> Result<Vec<Stage>> {
+    let mut stages = Vec::new();
+    let mut dir = run_dir.to_path_buf();
+    loop {
+        let metrics = std::fs::read_to_string(dir.join("metrics.csv"))
+            .with_context(|| format!("cannot read {}/metrics.csv", dir.display()))?;
+        let last = metrics.lines().last().unwrap_or_default();
+        let mut cols = last.split(',');
+        let steps: u64 = cols.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let wall_s: f64 = last
+            .rsplit(',')
+            .next()
+            .and_then(|w| w.parse().ok())
+            .with_context(|| format!("{}/metrics.csv has no wall time", dir.display()))?;
+        stages.push(Stage {
+            run: dir.display().to_string(),
+            steps,
+            wall_s,
+        });
+        if stages.len() > 16 {
+            bail!(
+                "more than 16 chained stages from {}: a cycle?",
+                run_dir.display()
+            );
+        }
+        let cfg = trainer::pretrain::PretrainConfig::from_file(&dir.join("config.toml"))?;
+        let Some(init) = cfg.train.init else { break };
+        // runs/x/model.safetensors or runs/x/checkpoints/step-N.safetensors
+        let parent = init.parent().unwrap_or(Path::new("."));
+        let prev = if parent.file_name().is_some_and(|n| n == "checkpoints") {
+            parent.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            parent.to_path_buf()
+        };
+        if !prev.join("metrics.csv").exists() {
+            bail!(
+                "{}: train.init = {} is not in a run folder (no metrics.csv beside it), so the \
+                 first stage's wall time is unknown; ship from a chain of run folders",
+                dir.display(),
+                init.display()
+            );
+        }
+        dir = prev;
+    }
+    stages.reverse();
+    Ok(stages)
 }
 
 /// `cargo xtask ship-base`.
@@ -402,14 +489,8 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
             weights.display()
         );
     }
-    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv"))
-        .with_context(|| format!("cannot read {}/metrics.csv", run_dir.display()))?;
-    let wall: f64 = metrics
-        .lines()
-        .last()
-        .and_then(|l| l.rsplit(',').next())
-        .and_then(|w| w.parse().ok())
-        .context("metrics.csv has no wall time")?;
+    let stages = pretrain_stages(run_dir)?;
+    let wall: f64 = stages.iter().map(|s| s.wall_s).sum();
     let dir = PathBuf::from("datasets/checkpoints");
     std::fs::create_dir_all(&dir)?;
     let dest = dir.join(format!("{name}.safetensors"));
@@ -433,7 +514,7 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
         command: command.to_string(),
         pretrain_wall_s: wall,
         machine: "2-core x86-64 CPU, no GPU (the project's reference machine)".into(),
-        steps: meta.step,
+        steps: stages.iter().map(|s| s.steps).sum::<u64>().max(meta.step),
         und_prompt_match_acc: o.und.prompt_match_acc(),
         und_region_acc: o.und.region.accuracy(),
         gen_single_object: o.gen_single,
@@ -443,6 +524,7 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
             dest.display(),
             sample.cfg_scale
         ),
+        stages: if stages.len() > 1 { stages } else { Vec::new() },
     };
     let text = format!(
         "# The shipped base model: {name}.safetensors (+ {name}.meta.toml). Written by\n\
@@ -456,4 +538,113 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
         std::fs::metadata(&dest)?.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trainer::pretrain::PretrainConfig;
+
+    fn fake_run(dir: &Path, init: Option<PathBuf>, steps: u64, wall: f64) {
+        std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        let mut c = PretrainConfig::for_preset("micro").unwrap();
+        c.train.init = init;
+        std::fs::write(dir.join("config.toml"), c.to_toml()).unwrap();
+        let csv = format!(
+            "step,lr,loss_und,loss_gen,examples_per_s,wall_s\n10,1e-3,1.0,1.0,9.0,1.5\n{steps},1e-4,0.5,0.5,9.0,{wall}\n"
+        );
+        std::fs::write(dir.join("metrics.csv"), csv).unwrap();
+    }
+
+    #[test]
+    fn a_shipped_second_stage_counts_the_first_stages_steps_and_time() {
+        let root = std::env::temp_dir().join(format!("xtask-stages-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (a, b, c) = (root.join("a"), root.join("b"), root.join("c"));
+        fake_run(&a, None, 22_000, 3200.5);
+        fake_run(&b, Some(a.join("model.safetensors")), 2_500, 330.0);
+        fake_run(
+            &c,
+            Some(b.join("checkpoints/step-000500.safetensors")),
+            100,
+            20.0,
+        );
+        let s = pretrain_stages(&c).unwrap();
+        assert_eq!(
+            s.iter().map(|s| (s.steps, s.wall_s)).collect::<Vec<_>>(),
+            vec![(22_000, 3200.5), (2_500, 330.0), (100, 20.0)]
+        );
+        assert_eq!(s[0].run, a.display().to_string());
+        assert_eq!(pretrain_stages(&a).unwrap().len(), 1);
+        // A stage begun from a loose checkpoint has no known cost: refused.
+        let d = root.join("d");
+        fake_run(&d, Some(root.join("elsewhere/model.safetensors")), 10, 1.0);
+        let err = pretrain_stages(&d).unwrap_err().to_string();
+        assert!(err.contains("not in a run folder"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_with_stages_is_valid_toml_with_the_stages_last() {
+        let st = |run: &str, steps, wall_s| Stage {
+            run: run.into(),
+            steps,
+            wall_s,
+        };
+        let m = Manifest {
+            sha256: "00".into(),
+            command: "a && b".into(),
+            pretrain_wall_s: 3530.5,
+            machine: "m".into(),
+            steps: 24_500,
+            und_prompt_match_acc: 0.8,
+            und_region_acc: 0.99,
+            gen_single_object: 0.88,
+            gen_sampler: "s".into(),
+            eval_command: "e".into(),
+            stages: vec![st("runs/a", 22_000, 3200.5), st("runs/b", 2_500, 330.0)],
+        };
+        let text = toml::to_string(&m).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["pretrain_wall_s"].as_float(), Some(3530.5));
+        let stages = v["stages"].as_array().unwrap();
+        assert_eq!(stages[1]["steps"].as_integer(), Some(2_500));
+        assert_eq!(stages[0]["run"].as_str(), Some("runs/a"));
+    }
+
+    #[test]
+    fn only_the_shipped_evaluation_writes_into_results() {
+        let (ck, test) = (
+            Path::new("datasets/checkpoints/base-tiny.safetensors"),
+            Path::new("datasets/splits/test.tsv"),
+        );
+        let d = SampleConfig::default();
+        let out = |c: &Path, s: &Path, n: usize, sc: &SampleConfig| default_out_dir(c, s, n, sc);
+        assert_eq!(out(ck, test, DEFAULT_SAMPLES, &d), PathBuf::from("results"));
+        let elsewhere = PathBuf::from("out/base-eval");
+        assert_eq!(
+            out(
+                ck,
+                Path::new("datasets/splits/dev.tsv"),
+                DEFAULT_SAMPLES,
+                &d
+            ),
+            elsewhere
+        );
+        assert_eq!(
+            out(
+                Path::new("runs/x/model.safetensors"),
+                test,
+                DEFAULT_SAMPLES,
+                &d
+            ),
+            elsewhere
+        );
+        assert_eq!(out(ck, test, DEFAULT_SAMPLES + 1, &d), elsewhere);
+        let g2 = SampleConfig {
+            cfg_scale: 2.0,
+            ..d
+        };
+        assert_eq!(out(ck, test, DEFAULT_SAMPLES, &g2), elsewhere);
+    }
 }

@@ -98,9 +98,11 @@ enum Cmd {
         /// Classifier-free guidance scale.
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
-        /// Where the results go.
-        #[arg(long, default_value = "results")]
-        out_dir: PathBuf,
+        /// Where the results go (default: `results`, the committed files, for the shipped
+        /// checkpoint on the test split with the default sampler; `out/base-eval` for anything
+        /// else, so that a dev-split or other-checkpoint evaluation cannot overwrite them).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
     /// Oracle score of a checkpoint's images of the 40 single-object prompts ("a red
     /// circle"), with a sheet to look at: a quick generation check while tuning.
@@ -245,15 +247,19 @@ fn run(cli: Cli) -> Result<()> {
             cfg_scale,
             out_dir,
         } => {
+            let sample = umm_model::sampler::SampleConfig {
+                steps,
+                cfg_scale,
+                ..Default::default()
+            };
+            let out_dir = out_dir.unwrap_or_else(|| {
+                base_eval::default_out_dir(&checkpoint, &split, samples, &sample)
+            });
             base_eval::run(&base_eval::EvalArgs {
                 checkpoint,
                 split,
                 samples,
-                sample: umm_model::sampler::SampleConfig {
-                    steps,
-                    cfg_scale,
-                    ..Default::default()
-                },
+                sample,
                 out_dir,
             })?;
         }

@@ -86,6 +86,21 @@ fn the_tiny_preset_is_the_shipped_recipe_and_v1_and_v3_are_kept_as_files() {
         mix: trainer::data::MixConfig::default(),
     };
     assert_eq!(v1, old);
+
+    // The second stage continues the tiny run: same model and data mixture, its own seed,
+    // three quarters understanding steps.
+    let stage2 =
+        PretrainConfig::from_file(&root.join("configs/pretrain/tiny-stage2.toml")).unwrap();
+    assert_eq!((&stage2.model, &stage2.mix), (&tiny.model, &tiny.mix));
+    assert_eq!(
+        stage2.train.init.as_deref(),
+        Some(std::path::Path::new("runs/base-tiny/model.safetensors"))
+    );
+    assert_ne!(stage2.train.seed, tiny.train.seed);
+    assert_eq!(
+        (stage2.train.steps, stage2.train.und_step_share),
+        (2_000, Some(0.75))
+    );
 }
 
 #[test]
