@@ -222,8 +222,12 @@ pub fn reliability(
         ))?
         .label(format!("all images: {base_rate:.3}"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED));
+    // Upper left: the low-g bins are the short ones (the default, middle right, covered the
+    // count above the last bar).
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE)
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
         .draw()?;
