@@ -24,6 +24,10 @@ use umm_model::{Umm, UmmConfig, WordTokenizer, checkpoint};
 
 /// Images generated per prompt.
 pub const DEFAULT_SAMPLES: usize = 2;
+
+/// The split the shipped base model is measured on.
+pub const TEST_SPLIT: &str = "datasets/splits/test.tsv";
+
 /// Prompts generated per forward batch.
 const GEN_BATCH: usize = 64;
 
@@ -406,8 +410,8 @@ pub fn default_out_dir(
     samples: usize,
     sample: &SampleConfig,
 ) -> PathBuf {
-    let shipped = checkpoint == Path::new("datasets/checkpoints/base-tiny.safetensors")
-        && split == Path::new("datasets/splits/test.tsv")
+    let shipped = checkpoint == Path::new(trainer::srum::DEFAULT_BASE)
+        && split == Path::new(TEST_SPLIT)
         && samples == DEFAULT_SAMPLES
         && {
             let d = SampleConfig::default();
@@ -436,16 +440,10 @@ pub fn pretrain_stages(run_dir: &Path) -> Result<Vec<Stage>> {
     let mut stages = Vec::new();
     let mut dir = run_dir.to_path_buf();
     loop {
-        let metrics = std::fs::read_to_string(dir.join("metrics.csv"))
-            .with_context(|| format!("cannot read {}/metrics.csv", dir.display()))?;
-        let last = metrics.lines().last().unwrap_or_default();
-        let mut cols = last.split(',');
-        let steps: u64 = cols.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-        let wall_s: f64 = last
-            .rsplit(',')
-            .next()
-            .and_then(|w| w.parse().ok())
-            .with_context(|| format!("{}/metrics.csv has no wall time", dir.display()))?;
+        let last = trainer::pretrain::read_metrics(&dir.join("metrics.csv"), u64::MAX)
+            .pop()
+            .with_context(|| format!("{}/metrics.csv has no rows", dir.display()))?;
+        let (steps, wall_s) = (last.step, last.wall_s);
         stages.push(Stage {
             run: dir.display().to_string(),
             steps,
@@ -503,7 +501,7 @@ pub fn ship(run_dir: &Path, name: &str, command: &str, samples: usize, out: &Pat
     let sample = SampleConfig::default();
     let args = EvalArgs {
         checkpoint: dest.clone(),
-        split: PathBuf::from("datasets/splits/test.tsv"),
+        split: PathBuf::from(TEST_SPLIT),
         samples,
         sample,
         out_dir: out.to_path_buf(),

@@ -730,7 +730,8 @@ fn metrics_row(m: &StepMetrics) -> String {
     )
 }
 
-fn read_metrics(path: &Path, up_to: u64) -> Vec<StepMetrics> {
+/// The rows of a run's `metrics.csv` up to step `up_to` (none when the file cannot be read).
+pub fn read_metrics(path: &Path, up_to: u64) -> Vec<StepMetrics> {
     let Ok(text) = fs::read_to_string(path) else {
         return Vec::new();
     };
