@@ -90,12 +90,54 @@ struct Calibration {
     wall_s: f64,
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
 struct ReliabilityBin {
     g_lo: f64,
     g_hi: f64,
     images: usize,
     oracle_correct_share: Option<f64>,
+}
+
+/// The reliability plot of one calibration: bars per bin of g, the base rate as a line.
+fn draw(
+    bins: &[ReliabilityBin],
+    correct: usize,
+    images: usize,
+    auc: f64,
+    png: &std::path::Path,
+) -> Result<()> {
+    crate::plot::reliability(
+        &bins
+            .iter()
+            .map(|b| ((b.g_lo + b.g_hi) / 2.0, b.images, b.oracle_correct_share))
+            .collect::<Vec<_>>(),
+        correct as f64 / images.max(1) as f64,
+        auc,
+        png,
+    )
+}
+
+/// Redraw a calibration's reliability plot from its JSON report (`cargo xtask plot`), so a
+/// change to the plot's layout reaches the committed PNGs without rerunning the model.
+pub fn replot(json: &std::path::Path, png: &std::path::Path) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        auc_global: f64,
+        images: usize,
+        oracle_correct: usize,
+        reliability: Vec<ReliabilityBin>,
+    }
+    let text = std::fs::read_to_string(json)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", json.display()))?;
+    let r: Saved = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a calibration report: {e}", json.display()))?;
+    draw(
+        &r.reliability,
+        r.oracle_correct,
+        r.images,
+        r.auc_global,
+        png,
+    )
 }
 
 /// Area under the ROC curve: the chance a positive outranks a negative (ties count half).
@@ -463,12 +505,10 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     std::fs::write(&a.out_json, serde_json::to_string_pretty(&report)? + "\n")?;
-    crate::plot::reliability(
-        &reliability
-            .iter()
-            .map(|b| ((b.g_lo + b.g_hi) / 2.0, b.images, b.oracle_correct_share))
-            .collect::<Vec<_>>(),
-        f64::from(all_pos.len() as u32) / images.len().max(1) as f64,
+    draw(
+        &reliability,
+        all_pos.len(),
+        images.len(),
         report.auc_global,
         &a.out_png,
     )?;
@@ -512,7 +552,31 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{auc, auc_interval};
+    use super::{auc, auc_interval, replot};
+
+    /// The committed reliability plots are what their committed reports draw with the current
+    /// plot code (`cargo xtask plot` redraws them after a layout change).
+    #[test]
+    fn committed_calibration_plots_match_their_reports() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("xtask-replot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for stem in ["reward-calibration", "reward-calibration-renders"] {
+            let json = root.join(format!("results/{stem}.json"));
+            let png = dir.join(format!("{stem}.png"));
+            replot(&json, &png).unwrap();
+            let committed = std::fs::read(root.join(format!("results/{stem}.png"))).unwrap();
+            assert!(
+                std::fs::read(&png).unwrap() == committed,
+                "results/{stem}.png is stale: run `cargo xtask plot`"
+            );
+        }
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "{\"auc_global\": 0.5}").unwrap();
+        let err = replot(&bad, &dir.join("bad.png")).unwrap_err().to_string();
+        assert!(err.contains("not a calibration report"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     /// The definition, pair by pair.
     fn auc_pairs(pos: &[f64], neg: &[f64]) -> f64 {

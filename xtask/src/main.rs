@@ -60,7 +60,8 @@ enum Cmd {
         split: PathBuf,
     },
     /// Redraw every ablation plot from the committed CSVs (results/ablation/<grid>/summary.csv
-    /// and each variant's metrics.csv) without rerunning anything.
+    /// and each variant's metrics.csv) and the reward calibrations' reliability plots from
+    /// their JSON reports, without rerunning anything.
     Plot,
     /// Check that only bench-* crates and xtask depend on scene-oracle (the benchmark judge).
     Firewall,
@@ -343,6 +344,18 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 for f in ablation_plot::plot_grid(&g, &ablate::vs_base_of(&g)?)? {
                     println!("wrote {}", f.display());
+                }
+            }
+            // The reward calibrations' reliability plots, redrawn from their reports.
+            for stem in [
+                "results/reward-calibration",
+                "results/reward-calibration-renders",
+            ] {
+                let json = PathBuf::from(format!("{stem}.json"));
+                if json.exists() {
+                    let png = json.with_extension("png");
+                    calibration::replot(&json, &png)?;
+                    println!("wrote {}", png.display());
                 }
             }
         }
