@@ -214,7 +214,23 @@ fn post_train(a: PostArgs, method: Method) -> Result<()> {
         }
         None => {
             let mut cfg = match &a.config {
-                Some(p) => SrumConfig::from_file(p)?,
+                Some(p) => {
+                    let cfg = SrumConfig::from_file(p)?;
+                    // The subcommand names the method; a file that names the other one is a
+                    // mistake (`srum train --config sft.toml` would otherwise train SRUM).
+                    if cfg.method != method {
+                        bail!(
+                            "{} sets method = \"{}\" but `srum {}` runs {}: run `srum {} --config {}`, or change the file's method",
+                            p.display(),
+                            cfg.method.name(),
+                            method.command(),
+                            method.name(),
+                            cfg.method.command(),
+                            p.display()
+                        );
+                    }
+                    cfg
+                }
                 None => SrumConfig::default(),
             };
             cfg.method = method;

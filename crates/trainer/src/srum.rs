@@ -84,6 +84,24 @@ pub enum Method {
     Sft,
 }
 
+impl Method {
+    /// The name in configuration files and `rounds.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Srum => "srum",
+            Method::Sft => "sft",
+        }
+    }
+
+    /// The `srum` subcommand that runs it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Method::Srum => "train",
+            Method::Sft => "sft",
+        }
+    }
+}
+
 /// Which weights are updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1403,10 +1421,7 @@ fn write_rounds_csv(run: &SrumRun, stats: &[RoundStats]) -> Result<()> {
         text.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{:.5}\n",
             s.round,
-            match s.method {
-                Method::Srum => "srum",
-                Method::Sft => "sft",
-            },
+            s.method.name(),
             s.prompts,
             s.candidates,
             s.trained_on,

@@ -50,6 +50,17 @@ fn bad_input_is_one_clear_line() {
     let e = fails(&["pretrain", "--config", cfg.to_str().unwrap(), "--out", out]);
     assert!(e.contains("run.toml"), "{e}");
 
+    // A post-training config for the other method: refused, not silently overridden.
+    let sft = d.join("sft.toml");
+    let mut c = trainer::srum::SrumConfig::default();
+    c.method = trainer::srum::Method::Sft;
+    std::fs::write(&sft, c.to_toml()).unwrap();
+    let e = fails(&["train", "--config", sft.to_str().unwrap(), "--out", out]);
+    assert!(
+        e.contains("method = \"sft\"") && e.contains("srum sft --config"),
+        "{e}"
+    );
+
     let missing = d.join("none.safetensors");
     let e = fails(&["eval-und", "--checkpoint", missing.to_str().unwrap()]);
     assert!(e.contains("none"), "{e}");
