@@ -96,6 +96,28 @@ pub struct TrainConfig {
     /// are needed: the generator needs many more of them than understanding does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub und_step_share: Option<f64>,
+    /// Share of the whole-image understanding examples whose image is redrawn in the
+    /// generator's own style before the step (0: none, also when the key is absent; see
+    /// [`restyle`]): the render is noised to a flow time drawn from `und_restyle_t` and carried
+    /// back to t = 0 by `und_restyle_steps` Euler steps of the current model's unconditional
+    /// velocity, without gradient, as in SDEdit. The question and answer stay the render's.
+    /// Without it the judge sees only clean renders in pretraining, while SRUM asks it about the
+    /// model's own images, on which its verdicts are weak (`results/reward-calibration.json`:
+    /// AUC 0.624 on its own images, 0.899 on renders).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub und_restyle: f32,
+    /// The flow-time window of [`TrainConfig::und_restyle`], `[lo, hi]` within (0, 1].
+    #[serde(
+        default = "default_restyle_t",
+        skip_serializing_if = "is_default_restyle_t"
+    )]
+    pub und_restyle_t: [f32; 2],
+    /// Euler steps of [`TrainConfig::und_restyle`] (at least 1).
+    #[serde(
+        default = "default_restyle_steps",
+        skip_serializing_if = "is_default_restyle_steps"
+    )]
+    pub und_restyle_steps: usize,
     /// Keep an exponential moving average of the weights with this decay (0: none, also when
     /// the key is absent; see [`crate::ema`]). The run then also writes `model-ema.safetensors`
     /// and `step-N.ema.safetensors` beside each checkpoint; `model.safetensors` stays the
@@ -136,6 +158,9 @@ impl Default for TrainConfig {
             und_patch_words: 0.0,
             und_patch_attrs: false,
             und_step_share: None,
+            und_restyle: 0.0,
+            und_restyle_t: default_restyle_t(),
+            und_restyle_steps: default_restyle_steps(),
             ema_decay: 0.0,
             init: None,
             seed: 0,
@@ -237,6 +262,17 @@ impl PretrainConfig {
                 "train.gen_t_focus = {} must be in [0, 1] and train.gen_t_focus_range = [{lo}, {hi}] \
                  must satisfy 0 < lo < hi <= 1",
                 t.gen_t_focus
+            )));
+        }
+        let [lo, hi] = t.und_restyle_t;
+        if !(0.0..=1.0).contains(&t.und_restyle)
+            || !(0.0 < lo && lo < hi && hi <= 1.0)
+            || t.und_restyle_steps == 0
+        {
+            return Err(Error::Config(format!(
+                "train.und_restyle = {} must be in [0, 1], train.und_restyle_t = [{lo}, {hi}] must \
+                 satisfy 0 < lo < hi <= 1, and train.und_restyle_steps = {} must be at least 1",
+                t.und_restyle, t.und_restyle_steps
             )));
         }
         Ok(())
@@ -358,6 +394,99 @@ pub fn step_batches(t: &TrainConfig, n: u64) -> (bool, bool) {
         }
     };
     (und && t.und_batch > 0, gen_ && t.gen_batch > 0)
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
+}
+
+fn default_restyle_t() -> [f32; 2] {
+    [0.3, 0.6]
+}
+
+fn default_restyle_steps() -> usize {
+    4
+}
+
+fn is_default_restyle_t(v: &[f32; 2]) -> bool {
+    *v == default_restyle_t()
+}
+
+fn is_default_restyle_steps(v: &usize) -> bool {
+    *v == default_restyle_steps()
+}
+
+/// Redraws some understanding images in the generator's style ([`TrainConfig::und_restyle`]).
+///
+/// `image` holds patches in [0, 1] (`[batch, tokens, patch_dim]`, as [`und_batch`] makes
+/// them); row `i` is redrawn with probability `share` when `eligible[i]`. A redrawn row is
+/// mapped to the model's `2 x - 1` space, noised to `x_t = (1 - t) x + t eps` with `t` uniform
+/// in `window`, integrated from `t` to 0 in `steps` Euler steps of the model's velocity for
+/// the empty prompt, and mapped back (clamped to [0, 1]). The other rows are returned
+/// unchanged. No gradient flows through the redrawing: it runs on the model's inference copy.
+#[allow(clippy::too_many_arguments)]
+pub fn restyle(
+    model: &Umm,
+    config: &UmmConfig,
+    tok: &dyn Tokenizer,
+    image: Tensor<3>,
+    eligible: &[bool],
+    share: f32,
+    window: [f32; 2],
+    steps: usize,
+    rng: &mut Rng,
+) -> Result<Tensor<3>> {
+    let rows: Vec<usize> = eligible
+        .iter()
+        .enumerate()
+        .filter(|&(_, &e)| e && rng.chance(share))
+        .map(|(i, _)| i)
+        .collect();
+    if rows.is_empty() || steps == 0 {
+        return Ok(image);
+    }
+    let was_autodiff = image.is_autodiff();
+    let image = image.inner();
+    let device = image.device();
+    let [_, n, d] = image.dims();
+    let b = rows.len();
+    let idx = Tensor::<1, Int>::from_data(
+        TensorData::new(rows.iter().map(|&i| i as i64).collect::<Vec<_>>(), [b]),
+        &device,
+    );
+    let x0 = image
+        .clone()
+        .select(0, idx.clone())
+        .mul_scalar(2.0)
+        .sub_scalar(1.0);
+    let t0: Vec<f32> = (0..b)
+        .map(|_| rng.range_f32(window[0], window[1]))
+        .collect();
+    let eps: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
+    let eps = Tensor::<3>::from_data(TensorData::new(eps, [b, n, d]), &device);
+    let t_col = |t: &[f32]| Tensor::<3>::from_data(TensorData::new(t.to_vec(), [b, 1, 1]), &device);
+    let tt = t_col(&t0);
+    let mut x = x0.clone().mul(tt.clone().neg().add_scalar(1.0)) + eps.mul(tt);
+    let inner = model.valid();
+    let text = umm_model::sampler::encode_prompts(tok, &vec![""; b], config.max_text_len, &device)?;
+    let dt: Vec<f32> = t0.iter().map(|t| t / steps as f32).collect();
+    for k in 0..steps {
+        let t: Vec<f32> = t0.iter().zip(&dt).map(|(t, h)| t - k as f32 * h).collect();
+        let time = Tensor::<1>::from_data(TensorData::new(t, [b]), &device);
+        let v = inner
+            .forward(UmmInput {
+                text: text.clone(),
+                und_image: None,
+                gen_image: Some((x.clone(), time)),
+            })
+            .velocity
+            .expect("a generation segment was given");
+        x = x - v.mul(t_col(&dt));
+    }
+    let redrawn = x.add_scalar(1.0).div_scalar(2.0).clamp(0.0, 1.0);
+    let old = image.clone().select(0, idx.clone());
+    let out = image.select_assign(0, idx, redrawn - old, burn::tensor::IndexingUpdateOp::Add);
+    Ok(if was_autodiff { out.autodiff() } else { out })
 }
 
 /// The default of [`TrainConfig::gen_low_t_floor`].
@@ -598,11 +727,31 @@ pub fn pretrain(
         let (do_und, do_gen) = step_batches(t, step);
         let gen_ex = stream.gen_examples(if do_gen { t.gen_batch } else { 0 });
         let und_ex = stream.und_examples(if do_und { t.und_batch } else { 0 });
-        let mut noise_rng = Rng::new(stream_rng_next(&mut stream));
+        let noise_seed = stream_rng_next(&mut stream);
+        let mut noise_rng = Rng::new(noise_seed);
+        // Restyling draws from its own stream, so it leaves the generation batch's noise as is.
+        let mut restyle_rng = Rng::derive(noise_seed, "und-restyle");
         let mut loss = Tensor::<1>::zeros([1], device);
         let (mut lu, mut lg, mut lp) = (0.0, 0.0, 0.0f32);
         if do_und {
-            let ub = und_batch(&tok, &cfg.model, &und_ex, device)?;
+            let mut ub = und_batch(&tok, &cfg.model, &und_ex, device)?;
+            if t.und_restyle > 0.0 {
+                let whole: Vec<bool> = und_ex
+                    .iter()
+                    .map(|e| e.scene.is_some() && e.region.is_none())
+                    .collect();
+                ub.image = restyle(
+                    &model,
+                    &cfg.model,
+                    &tok,
+                    ub.image,
+                    &whole,
+                    t.und_restyle,
+                    t.und_restyle_t,
+                    t.und_restyle_steps,
+                    &mut restyle_rng,
+                )?;
+            }
             let words = PatchWords::of(t);
             let (l, patches) = und_losses(&model, &ub, words);
             lu = l.clone().into_scalar::<f32>();

@@ -329,3 +329,99 @@ fn a_second_stage_starts_from_its_init_checkpoint() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn restyling_redraws_only_the_chosen_whole_images() {
+    use compworld::Rng;
+    use umm_model::{Umm, UmmConfig, WordTokenizer};
+    let cfg = UmmConfig::micro();
+    let device = Device::flex();
+    let model = Umm::init(&cfg, &device);
+    let tok = WordTokenizer::compworld();
+    let (b, n, d) = (4, cfg.image_tokens(), 3 * cfg.patch * cfg.patch);
+    // Pixels inside (0.1, 0.9), so clamping to [0, 1] cannot hide a change.
+    let mut r = Rng::new(5);
+    let px: Vec<f32> = (0..b * n * d).map(|_| r.range_f32(0.1, 0.9)).collect();
+    let image = Tensor::<3>::from_data(TensorData::new(px.clone(), [b, n, d]), &device);
+    let rows = |t: &Tensor<3>| -> Vec<Vec<f32>> {
+        let v: Vec<f32> = t.to_data().to_vec().unwrap();
+        v.chunks(n * d).map(<[f32]>::to_vec).collect()
+    };
+    let gap = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    let eligible = [true, false, true, false];
+    let restyled = |share: f32, window: [f32; 2], seed: u64| {
+        let t = trainer::pretrain::restyle(
+            &model,
+            &cfg,
+            &tok,
+            image.clone(),
+            &eligible,
+            share,
+            window,
+            3,
+            &mut Rng::new(seed),
+        )
+        .unwrap();
+        rows(&t)
+    };
+    let before = rows(&image);
+
+    // Share 1: the eligible rows are redrawn (the untrained model's velocity is far from the
+    // render's), the others are returned bit for bit, and every pixel stays in [0, 1].
+    let out = restyled(1.0, [0.3, 0.6], 1);
+    for i in [1, 3] {
+        assert_eq!(out[i], before[i], "row {i} is not eligible");
+    }
+    for i in [0, 2] {
+        assert!(gap(&out[i], &before[i]) > 0.05, "row {i} was not redrawn");
+    }
+    assert!(out.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+    // Deterministic in its random stream.
+    assert_eq!(restyled(1.0, [0.3, 0.6], 1), out);
+
+    // Near t = 0 the redrawing starts from (almost) the render and takes tiny steps: it must
+    // end close to it (noising to 1 - t instead of t, or stepping the wrong way, would not).
+    let near = restyled(1.0, [1e-4, 2e-4], 2);
+    for i in [0, 2] {
+        let g = gap(&near[i], &before[i]);
+        assert!(g < 0.01, "row {i} moved {g} from t = 1e-4");
+    }
+
+    // Share 0: nothing changes.
+    assert_eq!(restyled(0.0, [0.3, 0.6], 3), before);
+}
+
+#[test]
+fn a_restyling_run_trains_and_records_its_settings() {
+    let dir = tmp("restyle");
+    let mut c = micro(6);
+    c.train.und_restyle = 0.5;
+    c.train.und_restyle_steps = 2;
+    let m = run(&c, &dir, RunOptions::default());
+    assert_eq!(m.len(), 6);
+    assert!(m.iter().all(|r| r.loss_und.is_finite() && r.loss_und > 0.0));
+    // The same run without restyling sees other images from the first step on (same seed,
+    // same questions), so its understanding loss differs; its generation loss does not at step 1.
+    let plain_dir = tmp("restyle-plain");
+    let mut plain = c.clone();
+    plain.train.und_restyle = 0.0;
+    let p = run(&plain, &plain_dir, RunOptions::default());
+    assert_ne!(p[0].loss_und, m[0].loss_und);
+    assert_eq!(p[0].loss_gen, m[0].loss_gen);
+    std::fs::remove_dir_all(&plain_dir).ok();
+    let saved = PretrainConfig::from_file(&dir.join("config.toml")).unwrap();
+    assert_eq!(
+        (saved.train.und_restyle, saved.train.und_restyle_steps),
+        (0.5, 2)
+    );
+    // A share outside [0, 1] is refused with the key's name.
+    c.train.und_restyle = 1.5;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("train.und_restyle"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
