@@ -27,10 +27,16 @@ use serde::Serialize;
 use umm_model::WordTokenizer;
 use umm_model::sampler::SampleConfig;
 
+/// The prompt split a calibration reads unless told otherwise.
+pub const DEFAULT_SPLIT: &str = "datasets/splits/val.tsv";
+
 /// Settings of one calibration run.
 #[derive(Debug, Clone)]
 pub struct CalibrationArgs {
     pub checkpoint: std::path::PathBuf,
+    /// Judge the images with this checkpoint's understanding instead of `checkpoint`'s (the
+    /// images still come from `checkpoint`): two judges compared on the same images.
+    pub judge: Option<std::path::PathBuf>,
     pub split: std::path::PathBuf,
     pub samples: usize,
     /// Score true renders and one-constraint violations of the prompts instead of the model's
@@ -83,6 +89,9 @@ struct Calibration {
     reliability: Vec<ReliabilityBin>,
     per_category: BTreeMap<String, CategoryRow>,
     checkpoint: String,
+    /// The checkpoint that judged, when it is not `checkpoint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    judge: Option<String>,
     /// What was scored.
     source: String,
     samples_per_prompt: usize,
@@ -278,7 +287,9 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
     );
     let device = Device::flex();
     let plan = Plan::from_split(&load_split(&a.split)?, Category::ALL)?;
-    let (model, meta) = umm_model::checkpoint::load(&a.checkpoint, &device)?;
+    let judge = a.judge.as_ref().unwrap_or(&a.checkpoint);
+    ensure!(judge.exists(), "judge {} not found", judge.display());
+    let (model, meta) = umm_model::checkpoint::load(judge, &device)?;
     let cfg = meta.config;
     let res = cfg.resolution;
     let tok = WordTokenizer::compworld();
@@ -476,10 +487,20 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         reliability: reliability.clone(),
         per_category: per,
         checkpoint: a.checkpoint.display().to_string(),
+        judge: a.judge.as_ref().map(|j| j.display().to_string()),
         samples_per_prompt: a.samples,
         command: format!(
-            "cargo xtask reward-calibration --checkpoint {} --samples {}{}{} --out {} --plot {}",
+            "cargo xtask reward-calibration --checkpoint {}{}{} --samples {}{}{} --out {} --plot {}",
             a.checkpoint.display(),
+            a.judge
+                .as_ref()
+                .map(|j| format!(" --judge {}", j.display()))
+                .unwrap_or_default(),
+            if a.split == std::path::Path::new(DEFAULT_SPLIT) {
+                String::new()
+            } else {
+                format!(" --split {}", a.split.display())
+            },
             a.samples,
             if a.renders {
                 " --renders".to_string()

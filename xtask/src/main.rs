@@ -159,8 +159,12 @@ enum Cmd {
         /// Model weights (.safetensors with its .meta.toml sidecar).
         #[arg(long, default_value = "datasets/checkpoints/base-tiny.safetensors")]
         checkpoint: PathBuf,
+        /// Judge the images with this checkpoint's understanding module instead (the images
+        /// still come from --checkpoint), to compare two judges on the same images.
+        #[arg(long)]
+        judge: Option<PathBuf>,
         /// Prompt split.
-        #[arg(long, default_value = "datasets/splits/val.tsv")]
+        #[arg(long, default_value = calibration::DEFAULT_SPLIT)]
         split: PathBuf,
         /// Images per prompt.
         #[arg(long, default_value_t = 2)]
@@ -298,6 +302,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench { which } => bench::run(which)?,
         Cmd::RewardCalibration {
             checkpoint,
+            judge,
             split,
             samples,
             renders,
@@ -307,6 +312,7 @@ fn run(cli: Cli) -> Result<()> {
             plot,
         } => calibration::run(&calibration::CalibrationArgs {
             checkpoint,
+            judge,
             split,
             samples,
             renders,

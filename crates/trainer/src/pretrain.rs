@@ -265,10 +265,12 @@ impl PretrainConfig {
             )));
         }
         let [lo, hi] = t.und_restyle_t;
-        if !(0.0..=1.0).contains(&t.und_restyle)
-            || !(0.0 < lo && lo < hi && hi <= 1.0)
-            || t.und_restyle_steps == 0
-        {
+        let restyle_ok = (0.0..=1.0).contains(&t.und_restyle)
+            && 0.0 < lo
+            && lo < hi
+            && hi <= 1.0
+            && t.und_restyle_steps > 0;
+        if !restyle_ok {
             return Err(Error::Config(format!(
                 "train.und_restyle = {} must be in [0, 1], train.und_restyle_t = [{lo}, {hi}] must \
                  satisfy 0 < lo < hi <= 1, and train.und_restyle_steps = {} must be at least 1",

@@ -52,8 +52,10 @@ fn bad_input_is_one_clear_line() {
 
     // A post-training config for the other method: refused, not silently overridden.
     let sft = d.join("sft.toml");
-    let mut c = trainer::srum::SrumConfig::default();
-    c.method = trainer::srum::Method::Sft;
+    let c = trainer::srum::SrumConfig {
+        method: trainer::srum::Method::Sft,
+        ..Default::default()
+    };
     std::fs::write(&sft, c.to_toml()).unwrap();
     let e = fails(&["train", "--config", sft.to_str().unwrap(), "--out", out]);
     assert!(

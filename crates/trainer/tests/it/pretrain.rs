@@ -344,7 +344,7 @@ fn restyling_redraws_only_the_chosen_whole_images() {
     let px: Vec<f32> = (0..b * n * d).map(|_| r.range_f32(0.1, 0.9)).collect();
     let image = Tensor::<3>::from_data(TensorData::new(px.clone(), [b, n, d]), &device);
     let rows = |t: &Tensor<3>| -> Vec<Vec<f32>> {
-        let v: Vec<f32> = t.to_data().to_vec().unwrap();
+        let v: Vec<f32> = t.to_data().try_to_vec().unwrap();
         v.chunks(n * d).map(<[f32]>::to_vec).collect()
     };
     let gap = |a: &[f32], b: &[f32]| {
