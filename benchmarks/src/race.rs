@@ -21,7 +21,7 @@ use trainer::data::{GenBatch, UndBatch};
 use trainer::pretrain::init_model;
 use umm_model::sampler::{Solver, guide, integrate, pad_rows};
 use umm_model::tokenizer::{BOS, EOS};
-use umm_model::{Umm, UmmConfig, UmmInput, checkpoint};
+use umm_model::{Umm, UmmConfig, checkpoint};
 
 use crate::flops::{self, Pass};
 
@@ -137,14 +137,7 @@ pub fn guided_velocity(
     let device = x.device();
     let v = |text: &Tensor<2, Int>| {
         let time = Tensor::<1>::from_data(TensorData::new(vec![t; b], [b]), &device);
-        model
-            .forward(UmmInput {
-                text: text.clone(),
-                und_image: None,
-                gen_image: Some((x.clone(), time)),
-            })
-            .velocity
-            .expect("a generation segment was given")
+        model.velocity(text.clone(), x.clone(), time)
     };
     guide(v(&inputs.gen_batch.text), v(&inputs.empty), cfg_scale)
 }

@@ -13,7 +13,7 @@ use burn::tensor::TensorData;
 use compworld::{Image, Rng, render, sample_scene};
 use umm_model::sampler::{encode_prompts, to_images};
 use umm_model::understand::images_tensor;
-use umm_model::{UmmInput, WordTokenizer, checkpoint, patchify, unpatchify};
+use umm_model::{WordTokenizer, checkpoint, patchify, unpatchify};
 
 use crate::base_eval::single_object_prompts;
 
@@ -57,14 +57,7 @@ pub fn run(
     for &t in &TIMES {
         let xt = x0.clone() + (noise.clone() - x0.clone()).mul_scalar(t);
         let time = Tensor::<1>::from_data(TensorData::new(vec![t; b], [b]), &device);
-        let v = model
-            .forward(UmmInput {
-                text: text.clone(),
-                und_image: None,
-                gen_image: Some((xt.clone(), time)),
-            })
-            .velocity
-            .expect("a generation segment was given");
+        let v = model.velocity(text.clone(), xt.clone(), time);
         let est = xt - v.mul_scalar(t);
         let imgs = to_images(
             unpatchify(est, cfg.patch, cfg.resolution)

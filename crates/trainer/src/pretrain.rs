@@ -466,25 +466,18 @@ pub fn restyle(
         .collect();
     let eps: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
     let eps = Tensor::<3>::from_data(TensorData::new(eps, [b, n, d]), &device);
-    let t_col = |t: &[f32]| Tensor::<3>::from_data(TensorData::new(t.to_vec(), [b, 1, 1]), &device);
-    let tt = t_col(&t0);
-    let mut x = x0.clone().mul(tt.clone().neg().add_scalar(1.0)) + eps.mul(tt);
+    let tt = Tensor::<3>::from_data(TensorData::new(t0.clone(), [b, 1, 1]), &device);
+    let x = x0.clone().mul(tt.clone().neg().add_scalar(1.0)) + eps.mul(tt.clone());
     let inner = model.valid();
     let text = umm_model::sampler::encode_prompts(tok, &vec![""; b], config.max_text_len, &device)?;
-    let dt: Vec<f32> = t0.iter().map(|t| t / steps as f32).collect();
-    for k in 0..steps {
-        let t: Vec<f32> = t0.iter().zip(&dt).map(|(t, h)| t - k as f32 * h).collect();
-        let time = Tensor::<1>::from_data(TensorData::new(t, [b]), &device);
-        let v = inner
-            .forward(UmmInput {
-                text: text.clone(),
-                und_image: None,
-                gen_image: Some((x.clone(), time)),
-            })
-            .velocity
-            .expect("a generation segment was given");
-        x = x - v.mul(t_col(&dt));
-    }
+    // The sampler's integrator runs s from 1 to 0; row i's flow time is t = s t0_i, so its
+    // velocity in s is t0_i v(x, s t0_i).
+    let t0 = Tensor::<1>::from_data(TensorData::new(t0, [b]), &device);
+    let x = umm_model::sampler::integrate(x, steps, umm_model::sampler::Solver::Euler, |x, s| {
+        inner
+            .velocity(text.clone(), x, t0.clone().mul_scalar(s))
+            .mul(tt.clone())
+    });
     let redrawn = x.add_scalar(1.0).div_scalar(2.0).clamp(0.0, 1.0);
     let old = image.clone().select(0, idx.clone());
     let out = image.select_assign(0, idx, redrawn - old, burn::tensor::IndexingUpdateOp::Add);
@@ -522,12 +515,7 @@ pub fn gen_loss(model: &Umm, b: &GenBatch, low_t_floor: f32) -> Tensor<1> {
     } else {
         Tensor::ones([1, 1, 1], &xt.device())
     };
-    let out = model.forward(UmmInput {
-        text: b.text.clone(),
-        und_image: None,
-        gen_image: Some((xt, b.t.clone())),
-    });
-    let pred = out.velocity.expect("a generation segment was given");
+    let pred = model.velocity(b.text.clone(), xt, b.t.clone());
     ((pred - v).square() * weight).mean()
 }
 

@@ -70,7 +70,7 @@ use umm_model::checkpoint::{self, CheckpointMeta};
 use umm_model::sampler::{SampleConfig, Solver, generate_from_noise, image_noise, to_images};
 use umm_model::tokenizer::{BOS, EOS};
 use umm_model::understand::images_tensor;
-use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer, patchify};
+use umm_model::{Tokenizer, Umm, UmmConfig, WordTokenizer, patchify};
 
 use crate::{Error, Result};
 
@@ -1005,12 +1005,7 @@ pub fn flow_loss_parts(model: &Umm, b: &PostBatch, low_t_floor: f32) -> (Tensor<
     } else {
         Tensor::ones([1, 1, 1], &xt.device())
     };
-    let out = model.forward(UmmInput {
-        text: b.text.clone(),
-        und_image: None,
-        gen_image: Some((xt, b.t.clone())),
-    });
-    let pred = out.velocity.expect("a generation segment was given");
+    let pred = model.velocity(b.text.clone(), xt, b.t.clone());
     let [bs, n, _] = pred.dims();
     let err = ((pred - v).square() * floor).mean_dim(2).reshape([bs, n]);
     ((err.clone() * b.weights.clone()).mean(), err.mean())

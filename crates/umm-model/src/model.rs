@@ -405,6 +405,19 @@ impl Umm {
         Tensor::cat(vec![angles.clone().cos(), angles.sin()], 1)
     }
 
+    /// The flow velocity of noisy generation patches `x` (`[b, tokens, patch_dim]`) at flow
+    /// times `t` (`[b]`) for the prompts `text` (`[b, len]`): a forward pass with no
+    /// understanding image.
+    pub fn velocity(&self, text: Tensor<2, Int>, x: Tensor<3>, t: Tensor<1>) -> Tensor<3> {
+        self.forward(UmmInput {
+            text,
+            und_image: None,
+            gen_image: Some((x, t)),
+        })
+        .velocity
+        .expect("a generation segment was given")
+    }
+
     /// # Shapes
     /// See [`UmmInput`] and [`UmmOutput`]; `seq = text_len + und tokens + gen tokens`.
     pub fn forward(&self, input: UmmInput) -> UmmOutput {

@@ -10,7 +10,7 @@ use burn::tensor::TensorData;
 use compworld::Rng;
 
 use crate::tokenizer::{BOS, EOS, PAD, Tokenizer};
-use crate::{Result, Umm, UmmConfig, UmmInput, unpatchify};
+use crate::{Result, Umm, UmmConfig, unpatchify};
 
 /// Integration scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,12 +197,7 @@ pub fn generate_from_noise(
     let empty = encode_prompts(tok, &vec![""; b], config.max_text_len, device)?;
     let velocity = |x: Tensor<3>, t: f32, text: &Tensor<2, Int>| {
         let time = Tensor::<1>::from_data(TensorData::new(vec![t; b], [b]), device);
-        let out = model.forward(UmmInput {
-            text: text.clone(),
-            und_image: None,
-            gen_image: Some((x, time)),
-        });
-        out.velocity.expect("a generation segment was given")
+        model.velocity(text.clone(), x, time)
     };
     let x0 = integrate(x1, sample.steps, sample.solver, |x, t| {
         let cond = velocity(x.clone(), t, &text);
