@@ -48,6 +48,34 @@ pub struct SpeedArgs {
     pub out: PathBuf,
 }
 
+impl SpeedArgs {
+    /// The command that reproduces this race: the flags that change what is measured
+    /// (`--out` does not).
+    fn command(&self) -> String {
+        let mut c = String::from("cargo xtask bench speed");
+        if self.rounds != 5 {
+            c += &format!(" --rounds {}", self.rounds);
+        }
+        if self.steps != 3 {
+            c += &format!(" --steps {}", self.steps);
+        }
+        for (on, flag) in [
+            (self.no_compile, " --no-compile"),
+            (self.no_tch, " --no-tch"),
+            (self.no_avx512, " --no-avx512"),
+        ] {
+            if on {
+                c += flag;
+            }
+        }
+        if self.round_prompts != [48, 96, 192] {
+            let p: Vec<String> = self.round_prompts.iter().map(|n| n.to_string()).collect();
+            c += &format!(" --round-prompts {}", p.join(","));
+        }
+        c
+    }
+}
+
 /// One way to run the step.
 struct Contender {
     name: &'static str,
@@ -357,7 +385,7 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
     let report = json!({
         "date": today(),
         "commit": commit,
-        "command": "cargo xtask bench speed",
+        "command": a.command(),
         "cpu_model": cpu_model(),
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "preset": "tiny",
@@ -462,6 +490,24 @@ mod tests {
         assert!((m - 0.5).abs() < 1e-12 && (c - 2.0).abs() < 1e-9 && (r2 - 1.0).abs() < 1e-12);
         let (_, _, r2) = fit(&x, &x.map(|v| v * v));
         assert!(r2 < 0.999, "{r2}");
+    }
+
+    #[test]
+    fn the_recorded_command_names_the_flags_that_change_the_race() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: SpeedArgs,
+        }
+        let parse = |args: &[&str]| {
+            let v = std::iter::once("speed").chain(args.iter().copied());
+            <Cli as clap::Parser>::parse_from(v).a.command()
+        };
+        assert_eq!(parse(&["--out", "/tmp/x"]), "cargo xtask bench speed");
+        assert_eq!(
+            parse(&["--no-avx512", "--rounds", "3", "--round-prompts", "8,16"]),
+            "cargo xtask bench speed --rounds 3 --no-avx512 --round-prompts 8,16"
+        );
     }
 
     #[test]
