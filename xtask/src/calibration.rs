@@ -22,7 +22,7 @@ use compworld::splits::load_split;
 use compworld::{Category, Image, Prompt, Rng, render, sample_scene};
 use indicatif::{ProgressBar, ProgressStyle};
 use reward_local::proposer::BoxPx;
-use reward_local::{ProposerConfig, propose, score_regions};
+use reward_local::{ProposerConfig, propose, score_regions_with};
 use serde::Serialize;
 use umm_model::WordTokenizer;
 use umm_model::sampler::SampleConfig;
@@ -46,6 +46,8 @@ pub struct CalibrationArgs {
     pub cfg_scale: f32,
     /// How g is read off the model (the default of the reward: combined).
     pub global: reward_global::GlobalMode,
+    /// How region names become scores.
+    pub regions: reward_local::RegionScoring,
     pub out_json: std::path::PathBuf,
     pub out_png: std::path::PathBuf,
 }
@@ -76,6 +78,8 @@ struct Calibration {
     /// Its 95% bootstrap interval ([`auc_interval`], 2,000 resamples, seed 0).
     auc_global_ci95: Option<[f64; 2]>,
     global_mode: reward_global::GlobalMode,
+    /// How region names became scores (`greedy` unless `--regions` said otherwise).
+    region_scoring: reward_local::RegionScoring,
     /// AUC of the prompt-match answer alone, for comparison.
     auc_global_question: f64,
     region_sign_agreement: f64,
@@ -364,7 +368,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                 )
             })
             .collect();
-        let found = score_regions(&model, &cfg, &tok, &ritems, &device)?;
+        let found = score_regions_with(&model, &cfg, &tok, &ritems, a.regions, &device)?;
         for (qk, f) in q.into_iter().zip(found) {
             g.push(reward_global::combine(a.global, qk, f.coverage));
             g_question.push(qk);
@@ -476,6 +480,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         auc_global: auc(&all_pos, &all_neg).unwrap_or(f64::NAN),
         auc_global_ci95: auc_interval(&all_pos, &all_neg, 2000, 0),
         global_mode: a.global,
+        region_scoring: a.regions,
         auc_global_question: auc(&pick(true), &pick(false)).unwrap_or(f64::NAN),
         region_sign_agreement: agree as f64 / matched.max(1) as f64,
         proposal_recall_iou70: found as f64 / total.max(1) as f64,
@@ -490,7 +495,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         judge: a.judge.as_ref().map(|j| j.display().to_string()),
         samples_per_prompt: a.samples,
         command: format!(
-            "cargo xtask reward-calibration --checkpoint {}{}{} --samples {}{}{} --out {} --plot {}",
+            "cargo xtask reward-calibration --checkpoint {}{}{} --samples {}{}{}{} --out {} --plot {}",
             a.checkpoint.display(),
             a.judge
                 .as_ref()
@@ -509,6 +514,11 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             },
             if a.global == reward_global::GlobalMode::Question {
                 " --question-only"
+            } else {
+                ""
+            },
+            if a.regions == reward_local::RegionScoring::MarginalShape {
+                " --regions marginal_shape"
             } else {
                 ""
             },

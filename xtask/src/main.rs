@@ -180,6 +180,9 @@ enum Cmd {
         /// coverage of the model's region names, as the reward does).
         #[arg(long)]
         question_only: bool,
+        /// How region names become scores: greedy (the reward's default) or marginal_shape.
+        #[arg(long, default_value = "greedy")]
+        regions: reward_local::RegionScoring,
         /// Output JSON.
         #[arg(long, default_value = "results/reward-calibration.json")]
         out: PathBuf,
@@ -308,6 +311,7 @@ fn run(cli: Cli) -> Result<()> {
             renders,
             cfg_scale,
             question_only,
+            regions,
             out,
             plot,
         } => calibration::run(&calibration::CalibrationArgs {
@@ -322,6 +326,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 reward_global::GlobalMode::Combined
             },
+            regions,
             out_json: out,
             out_png: plot,
         })?,

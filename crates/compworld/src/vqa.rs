@@ -15,7 +15,7 @@ use crate::prompt::{Category, Entity, ObjectSpec, Prompt, Relation};
 use crate::rng::Rng;
 use crate::sampler::sample_scene;
 use crate::scene::{Object, Scene};
-use crate::violation::{applicable, violate};
+use crate::violation::{ViolationKind, applicable, violate};
 use crate::world::{Colour, Shape, Size, Texture};
 
 /// The kinds of question.
@@ -153,9 +153,26 @@ pub fn prompt_match_pair(
     rng: &mut Rng,
     accept: &dyn Fn(&Prompt) -> bool,
 ) -> (QaExample, Option<QaExample>) {
+    prompt_match_pair_weighted(rng, accept, &[])
+}
+
+/// [`prompt_match_pair`] with the violation kinds tried in a weighted random order: each next
+/// kind is drawn among the applicable ones not yet tried with probability proportional to its
+/// weight; kinds not listed, or weighted 0, are never tried (a prompt none of whose listed kinds
+/// applies has no negative). An empty `weights` is [`prompt_match_pair`]'s uniform order, drawn
+/// exactly as before (same random numbers), so streams without weights are unchanged.
+pub fn prompt_match_pair_weighted(
+    rng: &mut Rng,
+    accept: &dyn Fn(&Prompt) -> bool,
+    weights: &[(ViolationKind, f32)],
+) -> (QaExample, Option<QaExample>) {
     let (p, truth) = random_scene(rng, accept);
     let mut kinds = applicable(&p.meaning);
-    rng.shuffle(&mut kinds);
+    if weights.is_empty() {
+        rng.shuffle(&mut kinds);
+    } else {
+        kinds = weighted_order(&kinds, weights, rng);
+    }
     let negative = kinds.iter().find_map(|&k| {
         let m = violate(&p.meaning, k, rng)?;
         sample_scene(&m, &p.text, rng).ok()
@@ -169,6 +186,41 @@ pub fn prompt_match_pair(
         region: None,
     };
     (ex(truth, true), negative.map(|s| ex(s, false)))
+}
+
+/// `kinds` (those with a positive weight) in a random order, each next one drawn with
+/// probability proportional to its weight among those left.
+fn weighted_order(
+    kinds: &[ViolationKind],
+    weights: &[(ViolationKind, f32)],
+    rng: &mut Rng,
+) -> Vec<ViolationKind> {
+    let weight = |k: ViolationKind| {
+        weights
+            .iter()
+            .find(|(w, _)| *w == k)
+            .map_or(0.0, |(_, w)| *w)
+    };
+    let mut left: Vec<(ViolationKind, f32)> = kinds
+        .iter()
+        .map(|&k| (k, weight(k)))
+        .filter(|(_, w)| *w > 0.0)
+        .collect();
+    let mut out = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let total: f32 = left.iter().map(|(_, w)| w).sum();
+        let mut r = rng.f32() * total;
+        let mut i = left.len() - 1;
+        for (j, (_, w)) in left.iter().enumerate() {
+            if r < *w {
+                i = j;
+                break;
+            }
+            r -= w;
+        }
+        out.push(left.remove(i).0);
+    }
+    out
 }
 
 /// Draws one example of `kind` about scenes of any prompt.
@@ -442,6 +494,60 @@ mod tests {
             yes, n,
             "old style: a size is only ever asked about present objects"
         );
+    }
+
+    #[test]
+    fn violation_weights_order_the_kinds_by_weight_and_skip_the_unweighted() {
+        use ViolationKind::*;
+        let kinds = [ColourSwap, ShapeChange, CountOffByOne, ObjectMissing];
+        let weights = [(ColourSwap, 3.0), (ShapeChange, 1.0), (CountOffByOne, 0.0)];
+        let mut rng = Rng::new(4);
+        let mut colour_first = 0;
+        for _ in 0..4000 {
+            let order = weighted_order(&kinds, &weights, &mut rng);
+            // Weighted 0 (CountOffByOne) or not listed (ObjectMissing): never tried.
+            assert_eq!(order.len(), 2, "{order:?}");
+            assert!(order.contains(&ColourSwap) && order.contains(&ShapeChange));
+            colour_first += usize::from(order[0] == ColourSwap);
+        }
+        // 3 : 1 puts the colour swap first three times in four.
+        let share = colour_first as f64 / 4000.0;
+        assert!((share - 0.75).abs() < 0.03, "{share}");
+    }
+
+    #[test]
+    fn weighted_pairs_break_only_the_weighted_constraints() {
+        // Only object removals: every negative shows fewer objects than its true render. The
+        // uniform draw breaks colours and shapes too, which keep the object count.
+        let fewer = |weights: &[(ViolationKind, f32)]| {
+            let mut rng = Rng::new(12);
+            let (mut fewer, mut n) = (0, 0);
+            for _ in 0..200 {
+                let (yes, no) = prompt_match_pair_weighted(&mut rng, &|_| true, weights);
+                if let Some(no) = no {
+                    let count = |e: &QaExample| e.scene.as_ref().unwrap().objects.len();
+                    fewer += usize::from(count(&no) < count(&yes));
+                    n += 1;
+                }
+            }
+            (fewer, n)
+        };
+        let (f, n) = fewer(&[(ViolationKind::ObjectMissing, 1.0)]);
+        assert!(n > 150 && f == n, "{f} of {n}");
+        let (f, n) = fewer(&[]);
+        assert!(
+            f < n * 2 / 3,
+            "uniform: {f} of {n} negatives had fewer objects"
+        );
+        // No weights is the uniform draw, random number for random number.
+        let (a, b) = (Rng::new(3), Rng::new(3));
+        let (mut a, mut b) = (a, b);
+        for _ in 0..20 {
+            assert_eq!(
+                prompt_match_pair(&mut a, &|_| true),
+                prompt_match_pair_weighted(&mut b, &|_| true, &[])
+            );
+        }
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct RewardConfig {
     pub proposer: reward_local::ProposerConfig,
     pub map: reward_local::MapConfig,
     pub global: GlobalMode,
+    /// How region names become scores.
+    pub regions: reward_local::RegionScoring,
 }
 
 impl Default for RewardConfig {
@@ -99,6 +101,7 @@ impl Default for RewardConfig {
             proposer: reward_local::ProposerConfig::default(),
             map: reward_local::MapConfig::default(),
             global: GlobalMode::Combined,
+            regions: reward_local::RegionScoring::Greedy,
         }
     }
 }
@@ -152,7 +155,7 @@ pub fn self_rewards(
             .zip(&proposals)
             .map(|(&k, b)| (items[k].0, items[k].1, b.as_slice()))
             .collect();
-        let r = reward_local::score_regions(model, cfg, tok, &r_items, device)?;
+        let r = reward_local::score_regions_with(model, cfg, tok, &r_items, rc.regions, device)?;
         Ok((g, r))
     };
     let (g, regions) = match batch() {

@@ -20,7 +20,7 @@ pub mod region;
 
 pub use map::{MapConfig, MapMode, ScoredBox, reward_map, token_weights};
 pub use proposer::{BoxPx, ProposerConfig, propose};
-pub use region::{ImageRegions, RegionScore, score_regions};
+pub use region::{ImageRegions, RegionScore, RegionScoring, score_regions, score_regions_with};
 
 /// Everything that can go wrong in reward-local. Messages are one line and name the culprit.
 #[derive(Debug, thiserror::Error)]

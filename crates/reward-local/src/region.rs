@@ -25,7 +25,7 @@
 use burn::prelude::*;
 use compworld::Image;
 use serde::Serialize;
-use umm_model::understand::{REGION_QUESTION, answer};
+use umm_model::understand::{REGION_QUESTION, answer, answer_with_probs};
 use umm_model::{Tokenizer, Umm, UmmConfig};
 
 use crate::phrases::{Phrase, colour_references, literal_phrases};
@@ -89,6 +89,83 @@ fn objects(regions: impl Iterator<Item = usize>, boxes: &[BoxPx]) -> Vec<Vec<usi
     out
 }
 
+/// One name's row of the table (all but "one too many", which needs the other regions).
+fn name_score(phrases: &[Phrase], name: &str) -> (f32, &'static str) {
+    match read_name(name) {
+        None => (0.0, "names no shape"),
+        Some(named) => {
+            if !phrases.iter().any(|p| p.shape == named.shape) {
+                (0.0, "shape not in the prompt")
+            } else if phrases.iter().any(|p| p.fits(&named)) {
+                (1.0, "fits a phrase")
+            } else {
+                (-1.0, "wrong attribute")
+            }
+        }
+    }
+}
+
+/// How a region's name becomes its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionScoring {
+    /// The greedy name through the table of the module docs (the reference's reading).
+    #[default]
+    Greedy,
+    /// The greedy name's attributes with the shape marginalised: at the step where the model
+    /// chose the shape word, its probabilities over every shape word (renormalised) weigh the
+    /// table's verdict on the name with that shape, giving `P(+1)`, `P(0)` and `P(-1)`. The most
+    /// probable of the three decides: 0 stays 0, otherwise the score is `P(+1) - P(-1)`. A
+    /// region whose greedy name is one too many keeps -1; a name without a shape keeps 0.
+    MarginalShape,
+}
+
+impl std::str::FromStr for RegionScoring {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "greedy" => Ok(RegionScoring::Greedy),
+            "marginal_shape" => Ok(RegionScoring::MarginalShape),
+            _ => Err(format!(
+                "unknown region scoring '{s}' (expected greedy or marginal_shape)"
+            )),
+        }
+    }
+}
+
+/// [`RegionScoring::MarginalShape`] of one region: `shape_probs[k]` is the model's probability
+/// of `Shape::ALL[k]` at the step that chose `name`'s shape word. `None` when the name has no
+/// shape word.
+pub fn marginal_shape_score(
+    phrases: &[Phrase],
+    name: &str,
+    shape_probs: &[f32],
+) -> Option<(f32, &'static str)> {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let at = words
+        .iter()
+        .rposition(|w| compworld::Shape::from_word(w).is_some())?;
+    let total: f32 = shape_probs.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut p = [0.0f32; 3]; // P(-1), P(0), P(+1)
+    for (shape, &q) in compworld::Shape::ALL.iter().zip(shape_probs) {
+        let mut w = words.clone();
+        w[at] = shape.word();
+        let (v, _) = name_score(phrases, &w.join(" "));
+        p[(v as i32 + 1) as usize] += q / total;
+    }
+    let (neg, zero, pos) = (p[0], p[1], p[2]);
+    Some(if zero >= pos && zero >= neg {
+        (0.0, "marginal: shape not in the prompt")
+    } else if pos >= neg {
+        (pos - neg, "marginal: fits a phrase")
+    } else {
+        (pos - neg, "marginal: wrong attribute")
+    })
+}
+
 /// Scores named regions against a prompt's literal phrases by the table of the module docs.
 /// `names[i]` is the model's name for `boxes[i]`.
 pub fn score_names(prompt: &str, boxes: &[BoxPx], names: &[String]) -> Vec<(f32, &'static str)> {
@@ -101,21 +178,7 @@ pub fn score_names_with(
     boxes: &[BoxPx],
     names: &[String],
 ) -> Vec<(f32, &'static str)> {
-    let mut out: Vec<(f32, &'static str)> = names
-        .iter()
-        .map(|n| match read_name(n) {
-            None => (0.0, "names no shape"),
-            Some(named) => {
-                if !phrases.iter().any(|p| p.shape == named.shape) {
-                    (0.0, "shape not in the prompt")
-                } else if phrases.iter().any(|p| p.fits(&named)) {
-                    (1.0, "fits a phrase")
-                } else {
-                    (-1.0, "wrong attribute")
-                }
-            }
-        })
-        .collect();
+    let mut out: Vec<(f32, &'static str)> = names.iter().map(|n| name_score(phrases, n)).collect();
     // One too many: per counted phrase, the fitting objects beyond its count (every region
     // of such an object).
     for p in phrases.iter().filter(|p| p.count.is_some()) {
@@ -226,6 +289,18 @@ pub fn score_regions(
     items: &[(&Image, &str, &[BoxPx])],
     device: &Device,
 ) -> Result<Vec<ImageRegions>> {
+    score_regions_with(model, cfg, tok, items, RegionScoring::Greedy, device)
+}
+
+/// [`score_regions`] with a choice of [`RegionScoring`].
+pub fn score_regions_with(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    items: &[(&Image, &str, &[BoxPx])],
+    scoring: RegionScoring,
+    device: &Device,
+) -> Result<Vec<ImageRegions>> {
     for (img, prompt, _) in items {
         check_input(cfg, tok, img, prompt)?;
     }
@@ -238,15 +313,51 @@ pub fn score_regions(
                 .map(|b| (REGION_QUESTION.to_string(), crop(img, b, cfg.resolution)))
         })
         .collect();
-    let names = answer(model, cfg, tok, &questions, MAX_ANSWER_WORDS, device)?;
+    let (names, shape_probs): (Vec<String>, Vec<Option<Vec<f32>>>) = match scoring {
+        RegionScoring::Greedy => {
+            let names = answer(model, cfg, tok, &questions, MAX_ANSWER_WORDS, device)?;
+            let none = vec![None; names.len()];
+            (names, none)
+        }
+        RegionScoring::MarginalShape => {
+            let shape_ids: Vec<Option<u32>> = compworld::Shape::ALL
+                .iter()
+                .map(|s| tok.id(s.word()))
+                .collect();
+            answer_with_probs(model, cfg, tok, &questions, MAX_ANSWER_WORDS, device)?
+                .into_iter()
+                .map(|a| {
+                    // The step that chose the (last) shape word.
+                    let at = a.ids.iter().rposition(|id| shape_ids.contains(&Some(*id)));
+                    let probs = at.map(|j| {
+                        shape_ids
+                            .iter()
+                            .map(|id| id.map_or(0.0, |id| a.probs[j][id as usize]))
+                            .collect()
+                    });
+                    (a.text, probs)
+                })
+                .unzip()
+        }
+    };
     let mut k = 0;
     Ok(items
         .iter()
         .zip(&phrases)
         .map(|((_, _, boxes), phrases)| {
             let mine = &names[k..k + boxes.len()];
+            let probs = &shape_probs[k..k + boxes.len()];
             k += boxes.len();
-            let regions = score_names_with(phrases, boxes, mine)
+            let mut scores = score_names_with(phrases, boxes, mine);
+            for ((sc, name), p) in scores.iter_mut().zip(mine).zip(probs) {
+                if let Some(p) = p
+                    && sc.1 != "one too many"
+                    && let Some(m) = marginal_shape_score(phrases, name, p)
+                {
+                    *sc = m;
+                }
+            }
+            let regions = scores
                 .into_iter()
                 .zip(boxes.iter().zip(mine))
                 .map(|((score, why), (b, name))| RegionScore {

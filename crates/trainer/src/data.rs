@@ -18,7 +18,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use compworld::generate::single_object;
 use compworld::splits::{is_held_out, make_splits};
-use compworld::vqa::{QaKind, QaStyle, example_styled, prompt_match_pair};
+use compworld::violation::ViolationKind;
+use compworld::vqa::{QaKind, QaStyle, example_styled, prompt_match_pair_weighted};
 use compworld::{Category, Image, Prompt, Rng, Scene, generate, render, sample_scene};
 use serde::{Deserialize, Serialize};
 use umm_model::tokenizer::{BOS, EOS, PAD};
@@ -70,6 +71,14 @@ pub struct MixConfig {
     /// in which about 75% of the questions are answered by their words alone.
     #[serde(default)]
     pub presence_alike: bool,
+    /// Weight of each kind of one-constraint violation among the prompt-match negatives:
+    /// `colour_swap`, `shape_change`, `size_change`, `texture_change`, `relation_flip`,
+    /// `count_off_by_one`, `object_missing`. For each prompt the kinds that apply are tried in
+    /// a random order drawn by these weights (`compworld::vqa::prompt_match_pair_weighted`);
+    /// a kind not listed, or weighted 0, is never used. Empty (the default, and every shipped
+    /// recipe): uniform over the kinds that apply, the same draw as the evaluation's.
+    #[serde(default)]
+    pub violation_kinds: BTreeMap<String, f32>,
 }
 
 fn all_objects() -> usize {
@@ -112,6 +121,7 @@ impl Default for MixConfig {
             und_max_objects: all_objects(),
             und_objects_ramp_steps: 0,
             presence_alike: false,
+            violation_kinds: BTreeMap::new(),
         }
     }
 }
@@ -176,10 +186,34 @@ impl MixConfig {
         Ok(table)
     }
 
+    /// The prompt-match negatives' violation weights (empty: uniform).
+    fn violation_table(&self) -> Result<Vec<(ViolationKind, f32)>> {
+        let mut table = Vec::new();
+        for (name, &w) in &self.violation_kinds {
+            let kind = ViolationKind::ALL
+                .iter()
+                .copied()
+                .find(|k| k.name() == name)
+                .ok_or_else(|| {
+                    let names: Vec<_> = ViolationKind::ALL.iter().map(|k| k.name()).collect();
+                    Error::Config(format!(
+                        "unknown violation kind '{name}' in [mix.violation_kinds] (expected one of: {})",
+                        names.join(", ")
+                    ))
+                })?;
+            table.push((kind, w));
+        }
+        if !table.is_empty() {
+            weights_ok(&table, "mix.violation_kinds")?;
+        }
+        Ok(table)
+    }
+
     /// Checks names, weights and the dropout probability.
     pub fn validate(&self) -> Result<()> {
         self.gen_table()?;
         self.und_table()?;
+        self.violation_table()?;
         if !(0.0..1.0).contains(&self.text_dropout) {
             return Err(Error::Config(format!(
                 "mix.text_dropout = {} must be in [0, 1)",
@@ -276,6 +310,7 @@ pub struct DataStream {
     rng: Rng,
     gen_table: Vec<(GenSource, f32)>,
     und_table: Vec<(QaKind, f32)>,
+    violation_table: Vec<(ViolationKind, f32)>,
     text_dropout: f32,
     paired_match: bool,
     style: QaStyle,
@@ -303,6 +338,7 @@ impl DataStream {
             rng,
             gen_table: mix.gen_table()?,
             und_table: mix.und_table()?,
+            violation_table: mix.violation_table()?,
             text_dropout: mix.text_dropout,
             paired_match: mix.paired_match,
             style: QaStyle {
@@ -402,7 +438,8 @@ impl DataStream {
             // Prompt matches come in pairs (true render, one-constraint violation) when the
             // mixture asks for it and the batch has room for both.
             let drawn = if kind == QaKind::PromptMatch && self.paired_match && out.len() + 2 <= n {
-                let (yes, no) = prompt_match_pair(&mut self.rng, &accept);
+                let (yes, no) =
+                    prompt_match_pair_weighted(&mut self.rng, &accept, &self.violation_table);
                 std::iter::once(yes).chain(no).collect()
             } else {
                 vec![example_styled(kind, &mut self.rng, &accept, self.style)]
@@ -746,6 +783,47 @@ mod tests {
         // Every 'no' follows the 'yes' of its prompt (but perhaps a last unpaired one, drawn
         // when the batch had room for one example only).
         assert!(pairs + 1 >= no, "{pairs} pairs, {no} no");
+    }
+
+    #[test]
+    fn violation_weights_reach_the_stream_and_bad_names_are_refused() {
+        let objects = |e: &UndExample| e.scene.as_ref().unwrap().objects.len();
+        let fewer = |violation_kinds: BTreeMap<String, f32>| {
+            let mix = MixConfig {
+                und_kinds: [("prompt_match".to_string(), 1.0)].into_iter().collect(),
+                violation_kinds,
+                ..MixConfig::default()
+            };
+            let ex = DataStream::new(&mix, 32, Rng::new(9))
+                .unwrap()
+                .und_examples(120);
+            let pairs: Vec<_> = ex
+                .windows(2)
+                .filter(|w| w[0].answer == "yes" && w[1].answer == "no")
+                .map(|w| objects(&w[1]) < objects(&w[0]))
+                .collect();
+            (pairs.iter().filter(|f| **f).count(), pairs.len())
+        };
+        // Only removals: every negative has fewer objects than its true render.
+        let (f, n) = fewer([("object_missing".to_string(), 1.0)].into_iter().collect());
+        assert!(n >= 40 && f == n, "{f} of {n}");
+        // The default draw also swaps colours and changes shapes, which keep the count.
+        let (f, n) = fewer(BTreeMap::new());
+        assert!(n >= 40 && f < n * 2 / 3, "{f} of {n}");
+        let bad = MixConfig {
+            violation_kinds: [("colour_change".to_string(), 1.0)].into_iter().collect(),
+            ..MixConfig::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("unknown violation kind 'colour_change'") && err.contains("colour_swap"),
+            "{err}"
+        );
+        let zero = MixConfig {
+            violation_kinds: [("colour_swap".to_string(), 0.0)].into_iter().collect(),
+            ..MixConfig::default()
+        };
+        assert!(zero.validate().is_err());
     }
 
     #[test]

@@ -161,6 +161,10 @@ enum Command {
         /// coverage of the model's region names).
         #[arg(long)]
         question_only: bool,
+        /// How region names become scores: greedy (the reference) or marginal_shape (the
+        /// shape word's probabilities marginalised).
+        #[arg(long, default_value = "greedy")]
+        regions: reward_local::RegionScoring,
         /// Regions proposed per image.
         #[arg(long, default_value_t = 10)]
         top_k: usize,
@@ -483,6 +487,7 @@ fn run(cli: Cli) -> Result<()> {
             no_global,
             no_local,
             question_only,
+            regions,
             top_k,
             out,
             device: kind,
@@ -531,6 +536,7 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     reward_global::GlobalMode::Combined
                 },
+                regions,
             };
             let pb = indicatif::ProgressBar::new(items.len() as u64);
             let t0 = Instant::now();

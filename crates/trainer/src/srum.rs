@@ -64,7 +64,7 @@ use compworld::splits::load_split;
 use compworld::{Category, Image, Prompt, Rng};
 use indicatif::{ProgressBar, ProgressStyle};
 use reward_global::{GlobalMode, RewardConfig, self_rewards};
-use reward_local::{MapConfig, MapMode, ProposerConfig};
+use reward_local::{MapConfig, MapMode, ProposerConfig, RegionScoring};
 use serde::{Deserialize, Serialize};
 use umm_model::checkpoint::{self, CheckpointMeta};
 use umm_model::sampler::{SampleConfig, Solver, generate_from_noise, image_noise, to_images};
@@ -181,6 +181,12 @@ pub struct RewardSettings {
     pub drop_zero_global: bool,
     /// Images scored per batch.
     pub batch: usize,
+    /// How region names become scores: `greedy` (the reference: the greedy name through the
+    /// table of `reward_local::region`) or `marginal_shape` (the shape word's probabilities
+    /// marginalised; `reward_local::RegionScoring`). Absent in run folders written before it:
+    /// greedy.
+    #[serde(default)]
+    pub regions: RegionScoring,
 }
 
 impl RewardSettings {
@@ -199,6 +205,7 @@ impl RewardSettings {
                 lambda,
             },
             global: self.global,
+            regions: self.regions,
         }
     }
 }
@@ -322,6 +329,7 @@ impl Default for SrumConfig {
                 beta: 0.25,
                 top_k: 10,
                 drop_zero_global: true,
+                regions: RegionScoring::Greedy,
                 batch: 32,
             },
             train: PostTrainConfig {

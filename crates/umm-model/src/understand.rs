@@ -64,6 +64,47 @@ pub fn answer(
     max_tokens: usize,
     device: &Device,
 ) -> Result<Vec<String>> {
+    Ok(
+        answer_steps(model, cfg, tok, questions, max_tokens, false, device)?
+            .into_iter()
+            .map(|a| a.text)
+            .collect(),
+    )
+}
+
+/// A greedy answer with the model's next-token distribution at each of its steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredAnswer {
+    /// The answer's words.
+    pub text: String,
+    /// The token ids the model chose, up to (not including) EOS.
+    pub ids: Vec<u32>,
+    /// `probs[i]`: the softmax over the vocabulary from which `ids[i]` was chosen.
+    pub probs: Vec<Vec<f32>>,
+}
+
+/// [`answer`] that also keeps, for each answer word, the distribution it was chosen from
+/// (what else the model would have said, and how likely).
+pub fn answer_with_probs(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    questions: &[(String, Image)],
+    max_tokens: usize,
+    device: &Device,
+) -> Result<Vec<ScoredAnswer>> {
+    answer_steps(model, cfg, tok, questions, max_tokens, true, device)
+}
+
+fn answer_steps(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    questions: &[(String, Image)],
+    max_tokens: usize,
+    keep_probs: bool,
+    device: &Device,
+) -> Result<Vec<ScoredAnswer>> {
     check_sizes(cfg, questions)?;
     let mut out = Vec::with_capacity(questions.len());
     for chunk in questions.chunks(BATCH) {
@@ -74,6 +115,7 @@ pub fn answer(
             .map(|(q, _)| question_ids(tok, q))
             .collect::<Result<Vec<_>>>()?;
         let prefix: Vec<usize> = rows.iter().map(Vec::len).collect();
+        let mut probs: Vec<Vec<Vec<f32>>> = vec![Vec::new(); chunk.len()];
         let mut done = vec![false; chunk.len()];
         for _ in 0..max_tokens {
             let text = crate::sampler::pad_rows(&rows, device);
@@ -85,6 +127,14 @@ pub fn answer(
                     gen_image: None,
                 })
                 .logits; // [b, len, vocab]
+            let vocab = logits.dims()[2];
+            let p: Option<Vec<f32>> = keep_probs.then(|| {
+                softmax(logits.clone(), 2)
+                    .reshape([chunk.len() * len * vocab])
+                    .to_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 probabilities")
+            });
             let next: Vec<i64> = logits
                 .argmax(2)
                 .reshape([chunk.len() * len])
@@ -96,7 +146,13 @@ pub fn answer(
                 if done[i] {
                     continue;
                 }
-                let id = next[i * len + row.len() - 1] as u32;
+                let at = i * len + row.len() - 1;
+                let id = next[at] as u32;
+                if let Some(p) = &p
+                    && id != EOS
+                {
+                    probs[i].push(p[at * vocab..(at + 1) * vocab].to_vec());
+                }
                 row.push(id);
                 done[i] = id == EOS;
             }
@@ -104,9 +160,13 @@ pub fn answer(
                 break;
             }
         }
-        for (row, p) in rows.iter().zip(prefix) {
+        for ((row, p), probs) in rows.iter().zip(prefix).zip(probs) {
             let ids: Vec<u32> = row[p..].iter().copied().take_while(|&i| i != EOS).collect();
-            out.push(tok.decode(&ids)?);
+            out.push(ScoredAnswer {
+                text: tok.decode(&ids)?,
+                probs,
+                ids,
+            });
         }
     }
     Ok(out)

@@ -156,3 +156,69 @@ fn phrase_coverage_counts_the_stated_objects_found() {
         None
     );
 }
+
+#[test]
+fn a_marginal_shape_score_weighs_the_table_by_the_shape_probabilities() {
+    use compworld::Shape;
+    use reward_local::region::marginal_shape_score;
+    let phrases = literal_phrases("a red circle and a blue square");
+    let probs = |v: &[(Shape, f32)]| -> Vec<f32> {
+        Shape::ALL
+            .iter()
+            .map(|s| v.iter().find(|(t, _)| t == s).map_or(0.0, |(_, p)| *p))
+            .collect()
+    };
+    use Shape::{Circle, Square, Triangle};
+    // "red circle" +1 with 0.5, "red square" -1 (the square is blue) with 0.3, "red
+    // triangle" 0 (not asked for) with 0.2: +1 is the likeliest, score 0.5 - 0.3.
+    let s = marginal_shape_score(
+        &phrases,
+        "red circle",
+        &probs(&[(Circle, 0.5), (Square, 0.3), (Triangle, 0.2)]),
+    )
+    .unwrap();
+    assert!(
+        (s.0 - 0.2).abs() < 1e-6 && s.1 == "marginal: fits a phrase",
+        "{s:?}"
+    );
+    // The same proportions unnormalised (the other words took half the mass).
+    let s = marginal_shape_score(
+        &phrases,
+        "red circle",
+        &probs(&[(Circle, 0.25), (Square, 0.15), (Triangle, 0.1)]),
+    )
+    .unwrap();
+    assert!((s.0 - 0.2).abs() < 1e-6, "{s:?}");
+    // The greedy shape (circle, 0.3) is not the likeliest outcome: "not asked for" has 0.4.
+    let s = marginal_shape_score(
+        &phrases,
+        "red circle",
+        &probs(&[(Circle, 0.3), (Square, 0.3), (Triangle, 0.4)]),
+    )
+    .unwrap();
+    assert_eq!(s, (0.0, "marginal: shape not in the prompt"));
+    // A greedy triangle (0 by the table) whose alternatives are mostly a wrong-coloured square.
+    let s = marginal_shape_score(
+        &phrases,
+        "red triangle",
+        &probs(&[(Circle, 0.2), (Square, 0.5), (Triangle, 0.3)]),
+    )
+    .unwrap();
+    assert!(
+        (s.0 + 0.3).abs() < 1e-6 && s.1 == "marginal: wrong attribute",
+        "{s:?}"
+    );
+    // The attributes of the greedy name stay: a blue name is -1 for circles and +1 for squares.
+    let s = marginal_shape_score(
+        &phrases,
+        "blue circle",
+        &probs(&[(Circle, 0.3), (Square, 0.7)]),
+    )
+    .unwrap();
+    assert!((s.0 - 0.4).abs() < 1e-6, "{s:?}");
+    // No shape word, nothing to marginalise.
+    assert_eq!(
+        marginal_shape_score(&phrases, "red", &probs(&[(Circle, 1.0)])),
+        None
+    );
+}

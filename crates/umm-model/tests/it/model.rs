@@ -529,3 +529,59 @@ fn adaln_starts_closed_then_opens_with_training() {
     assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
     assert!(text_effect(&model, &device) > 1e-3);
 }
+
+#[test]
+fn scored_answers_keep_the_distribution_each_word_was_chosen_from() {
+    use umm_model::understand::{answer, answer_with_probs, question_ids};
+    let device = Device::flex();
+    let c = UmmConfig::micro();
+    let model = Umm::init(&c, &device);
+    let tok = WordTokenizer::compworld();
+    let img = |v: f32| compworld::Image::filled(c.resolution, c.resolution, [v, 0.5, 0.2]);
+    let qs = vec![
+        ("what is this ?".to_string(), img(0.1)),
+        ("what colour is the circle ?".to_string(), img(0.9)),
+    ];
+    let scored = answer_with_probs(&model, &c, &tok, &qs, 4, &device).unwrap();
+    let plain = answer(&model, &c, &tok, &qs, 4, &device).unwrap();
+    for (s, p) in scored.iter().zip(&plain) {
+        // The same greedy answer, and one distribution per word.
+        assert_eq!(&s.text, p);
+        assert_eq!(s.probs.len(), s.ids.len());
+        assert!(!s.ids.is_empty(), "an untrained model still says something");
+        for (id, probs) in s.ids.iter().zip(&s.probs) {
+            let sum: f32 = probs.iter().sum();
+            let best = (0..probs.len())
+                .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+                .unwrap();
+            assert!(
+                (sum - 1.0).abs() < 1e-4 && best == *id as usize,
+                "{sum} {best} {id}"
+            );
+        }
+    }
+    // The first word's distribution is the softmax at <ans>, computed here by hand.
+    let ids = question_ids(&tok, &qs[1].0).unwrap();
+    let n = ids.len();
+    let logits = model
+        .forward(UmmInput {
+            text: text(&[ids], &device),
+            und_image: Some(patchify(
+                umm_model::understand::images_tensor(&[&qs[1].1], &device),
+                c.patch,
+            )),
+            gen_image: None,
+        })
+        .logits
+        .slice_dim(1, n - 1..n);
+    let p: Vec<f32> = burn::tensor::activation::softmax(logits, 2)
+        .to_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let d = p
+        .iter()
+        .zip(&scored[1].probs[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d < 1e-5, "{d}");
+}
