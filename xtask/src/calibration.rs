@@ -90,6 +90,11 @@ struct Calibration {
     proposal_objects: usize,
     /// Per (region score sign, oracle verdict) counts: "+/+", "+/0", ...
     region_confusion: BTreeMap<String, usize>,
+    /// The model's name of each matched region against what the oracle perceives there: the
+    /// share of regions named with a shape (`named`), and among those the share whose shape,
+    /// colour and texture (unstated = solid) agree with the oracle's. Which attribute the
+    /// judge misreads.
+    region_name_agreement: BTreeMap<String, f64>,
     reliability: Vec<ReliabilityBin>,
     per_category: BTreeMap<String, CategoryRow>,
     checkpoint: String,
@@ -242,6 +247,18 @@ fn oracle_verdict(d: &scene_oracle::Detection, p: &Prompt) -> i32 {
     }
 }
 
+/// Whether the model's name of a region agrees with the oracle's perception of the object
+/// there, on shape, colour and texture (a name without a texture word says solid); `None` when
+/// the name has no shape.
+fn name_agreement(name: &str, d: &scene_oracle::Detection) -> Option<[bool; 3]> {
+    let n = reward_local::region::read_name(name)?;
+    Some([
+        n.shape == d.shape,
+        n.colour == Some(d.colour),
+        n.texture.unwrap_or(compworld::Texture::Solid) == d.texture,
+    ])
+}
+
 fn sign(v: f32) -> i32 {
     if v > 0.0 {
         1
@@ -389,6 +406,8 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
     let mut confusion: BTreeMap<String, usize> = BTreeMap::new();
     let (mut all_pos, mut all_neg) = (Vec::new(), Vec::new());
     let (mut agree, mut matched) = (0usize, 0usize);
+    // Named regions, then agreements on shape, colour, texture.
+    let mut names = [0usize; 4];
     for (k, r) in requests.iter().enumerate() {
         let correct = verdicts[k].score >= 0.999;
         let e = by_cat.entry(r.category.to_string()).or_default();
@@ -426,6 +445,12 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                 e.3 += usize::from(s == v);
                 matched += 1;
                 agree += usize::from(s == v);
+                if let Some(same) = name_agreement(&reg.phrase, d) {
+                    names[0] += 1;
+                    for (n, s) in names[1..].iter_mut().zip(same) {
+                        *n += usize::from(s);
+                    }
+                }
             }
         }
     }
@@ -489,6 +514,15 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         region_matched: matched,
         proposal_objects: total,
         region_confusion: confusion,
+        region_name_agreement: {
+            let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+            BTreeMap::from([
+                ("named".to_string(), share(names[0], matched)),
+                ("shape".to_string(), share(names[1], names[0])),
+                ("colour".to_string(), share(names[2], names[0])),
+                ("texture".to_string(), share(names[3], names[0])),
+            ])
+        },
         reliability: reliability.clone(),
         per_category: per,
         checkpoint: a.checkpoint.display().to_string(),
@@ -565,6 +599,10 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         "confusion (region sign / oracle verdict): {:?}",
         report.region_confusion
     );
+    println!(
+        "region names against the oracle's perception: {:?}",
+        report.region_name_agreement
+    );
     for (c, r) in &report.per_category {
         println!(
             "  {c:<12} images {:>4} correct {:>3} auc {:>6} agree {:>6} recall {:>6}",
@@ -583,7 +621,39 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{auc, auc_interval, replot};
+    use super::{auc, auc_interval, name_agreement, replot};
+
+    #[test]
+    fn region_names_are_compared_with_the_oracle_attribute_by_attribute() {
+        use compworld::{Colour, Shape, Size, Texture};
+        let d = |shape, colour, texture| scene_oracle::Detection {
+            shape,
+            colour,
+            texture,
+            size: Size::Large,
+            centre: [0.5, 0.5],
+            side: 0.3,
+            bbox: [0.35, 0.35, 0.65, 0.65],
+            fit: 0.9,
+            pixels: 40,
+        };
+        let striped = d(Shape::Circle, Colour::Red, Texture::Striped);
+        assert_eq!(
+            name_agreement("striped red circle", &striped),
+            Some([true, true, true])
+        );
+        // No texture word reads as solid; a blue name disagrees on colour only.
+        assert_eq!(
+            name_agreement("blue circle", &striped),
+            Some([true, false, false])
+        );
+        let solid = d(Shape::Square, Colour::Red, Texture::Solid);
+        assert_eq!(
+            name_agreement("red circle", &solid),
+            Some([false, true, true])
+        );
+        assert_eq!(name_agreement("red", &solid), None);
+    }
 
     /// The committed reliability plots are what their committed reports draw with the current
     /// plot code (`cargo xtask plot` redraws them after a layout change).
