@@ -95,6 +95,9 @@ struct Calibration {
     /// colour and texture (unstated = solid) agree with the oracle's. Which attribute the
     /// judge misreads.
     region_name_agreement: BTreeMap<String, f64>,
+    /// Named matched regions per (the model's shape word / the oracle's shape): "circle/square"
+    /// counts regions the model called a circle where the oracle perceives a square.
+    region_shape_confusion: BTreeMap<String, usize>,
     reliability: Vec<ReliabilityBin>,
     per_category: BTreeMap<String, CategoryRow>,
     checkpoint: String,
@@ -408,6 +411,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
     let (mut agree, mut matched) = (0usize, 0usize);
     // Named regions, then agreements on shape, colour, texture.
     let mut names = [0usize; 4];
+    let mut shapes: BTreeMap<String, usize> = BTreeMap::new();
     for (k, r) in requests.iter().enumerate() {
         let correct = verdicts[k].score >= 0.999;
         let e = by_cat.entry(r.category.to_string()).or_default();
@@ -446,6 +450,11 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                 matched += 1;
                 agree += usize::from(s == v);
                 if let Some(same) = name_agreement(&reg.phrase, d) {
+                    if let Some(n) = reward_local::region::read_name(&reg.phrase) {
+                        *shapes
+                            .entry(format!("{}/{}", n.shape.word(), d.shape.word()))
+                            .or_default() += 1;
+                    }
                     names[0] += 1;
                     for (n, s) in names[1..].iter_mut().zip(same) {
                         *n += usize::from(s);
@@ -514,6 +523,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         region_matched: matched,
         proposal_objects: total,
         region_confusion: confusion,
+        region_shape_confusion: shapes,
         region_name_agreement: {
             let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
             BTreeMap::from([
@@ -602,6 +612,10 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
     println!(
         "region names against the oracle's perception: {:?}",
         report.region_name_agreement
+    );
+    println!(
+        "region shapes (model / oracle): {:?}",
+        report.region_shape_confusion
     );
     for (c, r) in &report.per_category {
         println!(

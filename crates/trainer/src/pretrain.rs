@@ -420,12 +420,15 @@ fn is_default_restyle_steps(v: &usize) -> bool {
 
 /// Redraws some understanding images in the generator's style ([`TrainConfig::und_restyle`]).
 ///
-/// `image` holds patches in [0, 1] (`[batch, tokens, patch_dim]`, as [`und_batch`] makes
-/// them); row `i` is redrawn with probability `share` when `eligible[i]`. A redrawn row is
-/// mapped to the model's `2 x - 1` space, noised to `x_t = (1 - t) x + t eps` with `t` uniform
-/// in `window`, integrated from `t` to 0 in `steps` Euler steps of the model's velocity for
-/// the empty prompt, and mapped back (clamped to [0, 1]). The other rows are returned
-/// unchanged. No gradient flows through the redrawing: it runs on the model's inference copy.
+/// `image` holds patches in the model's pixel space, `2 x - 1` in [-1, 1] (`[batch, tokens,
+/// patch_dim]`, as [`und_batch`] makes them with `images_tensor`); row `i` is redrawn with
+/// probability `share` when `eligible[i]`. A redrawn row is noised to
+/// `x_t = (1 - t) x + t eps` with `t` uniform in `window`, integrated from `t` to 0 in `steps`
+/// Euler steps of the model's velocity for the empty prompt, and clamped to [-1, 1]. The other
+/// rows are returned unchanged. No gradient flows through the redrawing: it runs on the
+/// model's inference copy. (Until 2026-12-06 this mapped the rows from [0, 1] once more and
+/// back, so every redrawn image reached the judge in the wrong range: see README, "A judge that
+/// has seen its generator's style".)
 #[allow(clippy::too_many_arguments)]
 pub fn restyle(
     model: &Umm,
@@ -456,11 +459,7 @@ pub fn restyle(
         TensorData::new(rows.iter().map(|&i| i as i64).collect::<Vec<_>>(), [b]),
         &device,
     );
-    let x0 = image
-        .clone()
-        .select(0, idx.clone())
-        .mul_scalar(2.0)
-        .sub_scalar(1.0);
+    let x0 = image.clone().select(0, idx.clone());
     let t0: Vec<f32> = (0..b)
         .map(|_| rng.range_f32(window[0], window[1]))
         .collect();
@@ -478,7 +477,7 @@ pub fn restyle(
             .velocity(text.clone(), x, t0.clone().mul_scalar(s))
             .mul(tt.clone())
     });
-    let redrawn = x.add_scalar(1.0).div_scalar(2.0).clamp(0.0, 1.0);
+    let redrawn = x.clamp(-1.0, 1.0);
     let old = image.clone().select(0, idx.clone());
     let out = image.select_assign(0, idx, redrawn - old, burn::tensor::IndexingUpdateOp::Add);
     Ok(if was_autodiff { out.autodiff() } else { out })

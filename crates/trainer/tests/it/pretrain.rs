@@ -338,11 +338,26 @@ fn restyling_redraws_only_the_chosen_whole_images() {
     let device = Device::flex();
     let model = Umm::init(&cfg, &device);
     let tok = WordTokenizer::compworld();
-    let (b, n, d) = (4, cfg.image_tokens(), 3 * cfg.patch * cfg.patch);
-    // Pixels inside (0.1, 0.9), so clamping to [0, 1] cannot hide a change.
+    let b = 4;
+    // Understanding images as training gives them to the model: renders of scenes, in the
+    // model's pixel space (2 x - 1), through the same function as `und_batch`.
     let mut r = Rng::new(5);
-    let px: Vec<f32> = (0..b * n * d).map(|_| r.range_f32(0.1, 0.9)).collect();
-    let image = Tensor::<3>::from_data(TensorData::new(px.clone(), [b, n, d]), &device);
+    let renders: Vec<compworld::Image> = (0..b)
+        .map(|_| {
+            let ex = compworld::vqa::example(compworld::vqa::QaKind::PromptMatch, &mut r);
+            compworld::render(ex.scene.as_ref().unwrap(), cfg.resolution)
+        })
+        .collect();
+    let refs: Vec<&compworld::Image> = renders.iter().collect();
+    let image = umm_model::patchify(
+        umm_model::understand::images_tensor(&refs, &device),
+        cfg.patch,
+    );
+    let (n, d) = (image.dims()[1], image.dims()[2]);
+    let px: Vec<f32> = image.to_data().try_to_vec().unwrap();
+    // The renders use both halves of the range (dark colours and the light background), so
+    // a redrawing that read them as [0, 1] pixels would clamp the dark half away.
+    assert!(px.iter().any(|v| *v < -0.5) && px.iter().any(|v| *v > 0.5));
     let rows = |t: &Tensor<3>| -> Vec<Vec<f32>> {
         let v: Vec<f32> = t.to_data().try_to_vec().unwrap();
         v.chunks(n * d).map(<[f32]>::to_vec).collect()
@@ -372,7 +387,7 @@ fn restyling_redraws_only_the_chosen_whole_images() {
     let before = rows(&image);
 
     // Share 1: the eligible rows are redrawn (the untrained model's velocity is far from the
-    // render's), the others are returned bit for bit, and every pixel stays in [0, 1].
+    // render's), the others are returned bit for bit, and every pixel stays in [-1, 1].
     let out = restyled(1.0, [0.3, 0.6], 1);
     for i in [1, 3] {
         assert_eq!(out[i], before[i], "row {i} is not eligible");
@@ -380,7 +395,7 @@ fn restyling_redraws_only_the_chosen_whole_images() {
     for i in [0, 2] {
         assert!(gap(&out[i], &before[i]) > 0.05, "row {i} was not redrawn");
     }
-    assert!(out.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+    assert!(out.iter().flatten().all(|v| (-1.0..=1.0).contains(v)));
     // Deterministic in its random stream.
     assert_eq!(restyled(1.0, [0.3, 0.6], 1), out);
 
