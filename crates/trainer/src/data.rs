@@ -296,12 +296,16 @@ pub fn question_image(scene: Option<&Scene>, region: Option<[f32; 4]>, resolutio
     };
     let img = render(scene, resolution);
     match region {
-        Some(b) => {
-            let k = resolution as f32 / compworld::world::CANVAS_UNITS;
-            img.crop_resize(b.map(|v| v * k), resolution)
-        }
+        Some(b) => crop_region(&img, b, resolution),
         None => img,
     }
+}
+
+/// The crop of a region question: box `b` (canvas units) cut from `img` and resized to
+/// `resolution` pixels a side.
+pub fn crop_region(img: &Image, b: [f32; 4], resolution: usize) -> Image {
+    let k = img.width as f32 / compworld::world::CANVAS_UNITS;
+    img.crop_resize(b.map(|v| v * k), resolution)
 }
 
 /// An endless, seeded stream of training examples.

@@ -31,7 +31,8 @@ use umm_model::checkpoint::{self, CheckpointMeta};
 use umm_model::{Tokenizer, Umm, UmmConfig, UmmInput, WordTokenizer};
 
 use crate::data::{
-    DataStream, GenBatch, MixConfig, TimeFocus, UndBatch, gen_batch_focused, und_batch,
+    DataStream, GenBatch, MixConfig, TimeFocus, UndBatch, UndExample, gen_batch_focused,
+    images_tensor, und_batch,
 };
 use crate::ema::Ema;
 use crate::{Error, Result};
@@ -106,6 +107,13 @@ pub struct TrainConfig {
     /// AUC 0.624 on its own images, 0.899 on renders).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub und_restyle: f32,
+    /// Share of the region-crop understanding examples ("what is this ?") whose crop is cut
+    /// from a redrawn whole render instead of the clean one (0: none, also when the key is
+    /// absent; see [`restyle_regions`]). The self-reward names crops of the model's own images;
+    /// without this the judge has named crops of clean renders only. Same window and steps as
+    /// [`TrainConfig::und_restyle`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub und_restyle_regions: f32,
     /// The flow-time window of [`TrainConfig::und_restyle`], `[lo, hi]` within (0, 1].
     #[serde(
         default = "default_restyle_t",
@@ -159,6 +167,7 @@ impl Default for TrainConfig {
             und_patch_attrs: false,
             und_step_share: None,
             und_restyle: 0.0,
+            und_restyle_regions: 0.0,
             und_restyle_t: default_restyle_t(),
             und_restyle_steps: default_restyle_steps(),
             ema_decay: 0.0,
@@ -266,15 +275,17 @@ impl PretrainConfig {
         }
         let [lo, hi] = t.und_restyle_t;
         let restyle_ok = (0.0..=1.0).contains(&t.und_restyle)
+            && (0.0..=1.0).contains(&t.und_restyle_regions)
             && 0.0 < lo
             && lo < hi
             && hi <= 1.0
             && t.und_restyle_steps > 0;
         if !restyle_ok {
             return Err(Error::Config(format!(
-                "train.und_restyle = {} must be in [0, 1], train.und_restyle_t = [{lo}, {hi}] must \
-                 satisfy 0 < lo < hi <= 1, and train.und_restyle_steps = {} must be at least 1",
-                t.und_restyle, t.und_restyle_steps
+                "train.und_restyle = {} and train.und_restyle_regions = {} must be in [0, 1], \
+                 train.und_restyle_t = [{lo}, {hi}] must satisfy 0 < lo < hi <= 1, and \
+                 train.und_restyle_steps = {} must be at least 1",
+                t.und_restyle, t.und_restyle_regions, t.und_restyle_steps
             )));
         }
         Ok(())
@@ -480,6 +491,95 @@ pub fn restyle(
     let redrawn = x.clamp(-1.0, 1.0);
     let old = image.clone().select(0, idx.clone());
     let out = image.select_assign(0, idx, redrawn - old, burn::tensor::IndexingUpdateOp::Add);
+    Ok(if was_autodiff { out.autodiff() } else { out })
+}
+
+/// Cuts some region-crop understanding images from redrawn renders
+/// ([`TrainConfig::und_restyle_regions`]): each region example of `examples` (a scene and a
+/// box) is chosen with probability `share`; its scene's whole render is redrawn by [`restyle`]
+/// (flow time in `window`, `steps` Euler steps) and the example's box is cut from the redrawn
+/// image and resized to the canvas as [`crate::data::question_image`] cuts it from the render.
+/// `image` is the batch's patches in the model's pixel space (`und_batch`); the chosen rows are
+/// replaced, the others returned unchanged.
+#[allow(clippy::too_many_arguments)]
+pub fn restyle_regions(
+    model: &Umm,
+    config: &UmmConfig,
+    tok: &dyn Tokenizer,
+    image: Tensor<3>,
+    examples: &[UndExample],
+    share: f32,
+    window: [f32; 2],
+    steps: usize,
+    rng: &mut Rng,
+) -> Result<Tensor<3>> {
+    let rows: Vec<usize> = examples
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.scene.is_some() && e.region.is_some())
+        .filter(|_| rng.chance(share))
+        .map(|(i, _)| i)
+        .collect();
+    if rows.is_empty() {
+        return Ok(image);
+    }
+    let res = config.resolution;
+    let device = image.device();
+    let renders: Vec<compworld::Image> = rows
+        .iter()
+        .map(|&i| compworld::render(examples[i].scene.as_ref().expect("a scene"), res))
+        .collect();
+    let refs: Vec<&compworld::Image> = renders.iter().collect();
+    let whole = umm_model::patchify(images_tensor(&refs, &device), config.patch);
+    let redrawn = restyle(
+        model,
+        config,
+        tok,
+        whole,
+        &vec![true; rows.len()],
+        1.0,
+        window,
+        steps,
+        rng,
+    )?;
+    let px: Vec<f32> = umm_model::unpatchify(redrawn.inner(), config.patch, res)
+        .add_scalar(1.0)
+        .div_scalar(2.0)
+        .into_data()
+        .try_to_vec()
+        .expect("f32 pixels");
+    let plane = 3 * res * res;
+    let crops = rows
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let img = compworld::Image::from_chw(res, res, &px[k * plane..(k + 1) * plane])
+                .map_err(|e| Error::Config(format!("a redrawn image: {e}")))?;
+            Ok(crate::data::crop_region(
+                &img,
+                examples[i].region.expect("a box"),
+                res,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let crefs: Vec<&compworld::Image> = crops.iter().collect();
+    let new_rows = umm_model::patchify(images_tensor(&crefs, &device), config.patch);
+    let was_autodiff = image.is_autodiff();
+    let image = image.inner();
+    let idx = Tensor::<1, Int>::from_data(
+        TensorData::new(
+            rows.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [rows.len()],
+        ),
+        &device,
+    );
+    let old = image.clone().select(0, idx.clone());
+    let out = image.select_assign(
+        0,
+        idx,
+        new_rows.inner() - old,
+        burn::tensor::IndexingUpdateOp::Add,
+    );
     Ok(if was_autodiff { out.autodiff() } else { out })
 }
 
@@ -736,6 +836,19 @@ pub fn pretrain(
                     ub.image,
                     &whole,
                     t.und_restyle,
+                    t.und_restyle_t,
+                    t.und_restyle_steps,
+                    &mut restyle_rng,
+                )?;
+            }
+            if t.und_restyle_regions > 0.0 {
+                ub.image = restyle_regions(
+                    &model,
+                    &cfg.model,
+                    &tok,
+                    ub.image,
+                    &und_ex,
+                    t.und_restyle_regions,
                     t.und_restyle_t,
                     t.und_restyle_steps,
                     &mut restyle_rng,

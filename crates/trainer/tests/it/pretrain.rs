@@ -440,3 +440,72 @@ fn a_restyling_run_trains_and_records_its_settings() {
     assert!(e.contains("train.und_restyle"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn region_restyling_cuts_the_crop_from_a_redrawn_render() {
+    use compworld::Rng;
+    use trainer::data::{DataStream, MixConfig, und_batch};
+    use umm_model::{Umm, UmmConfig, WordTokenizer};
+    let cfg = UmmConfig::micro();
+    let device = Device::flex();
+    let model = Umm::init(&cfg, &device);
+    let tok = WordTokenizer::compworld();
+    let mix = MixConfig {
+        und_kinds: [("region".to_string(), 1.0), ("presence".to_string(), 1.0)]
+            .into_iter()
+            .collect(),
+        ..MixConfig::default()
+    };
+    let ex = DataStream::new(&mix, cfg.resolution, Rng::new(4))
+        .unwrap()
+        .und_examples(12);
+    let regions: Vec<bool> = ex.iter().map(|e| e.region.is_some()).collect();
+    assert!(regions.iter().any(|r| *r) && regions.iter().any(|r| !*r));
+    let image = und_batch(&tok, &cfg, &ex, &device).unwrap().image;
+    let n = image.dims()[1] * image.dims()[2];
+    let rows = |t: &Tensor<3>| -> Vec<Vec<f32>> {
+        let v: Vec<f32> = t.to_data().try_to_vec().unwrap();
+        v.chunks(n).map(<[f32]>::to_vec).collect()
+    };
+    let gap = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    let redo = |share: f32, window: [f32; 2]| {
+        let t = trainer::pretrain::restyle_regions(
+            &model,
+            &cfg,
+            &tok,
+            image.clone(),
+            &ex,
+            share,
+            window,
+            3,
+            &mut Rng::new(9),
+        )
+        .unwrap();
+        rows(&t)
+    };
+    let before = rows(&image);
+    let out = redo(1.0, [0.3, 0.6]);
+    for (i, is_region) in regions.iter().enumerate() {
+        if *is_region {
+            assert!(
+                gap(&out[i], &before[i]) > 0.05,
+                "region row {i} not redrawn"
+            );
+        } else {
+            assert_eq!(out[i], before[i], "whole-image row {i} changed");
+        }
+    }
+    // From (almost) t = 0 the redrawn render is the render, so the crop must be the clean
+    // crop: a box cut at the wrong place or scale, or pixels in the wrong range, would not.
+    let near = redo(1.0, [1e-4, 2e-4]);
+    for i in (0..ex.len()).filter(|&i| regions[i]) {
+        let g = gap(&near[i], &before[i]);
+        assert!(g < 0.02, "region row {i} moved {g} from t = 1e-4");
+    }
+    assert_eq!(redo(0.0, [0.3, 0.6]), before);
+}
