@@ -433,9 +433,37 @@ fn image_tokens_see_each_other() {
     assert!(max_diff(logits, l2) > 1e-4);
 }
 
+/// The model's next-token distribution at `<ans>` for one question about one image, by a
+/// forward pass written out here (what `understand` must agree with).
+fn softmax_at_ans(
+    model: &Umm,
+    c: &UmmConfig,
+    tok: &WordTokenizer,
+    q: &(String, compworld::Image),
+    device: &Device,
+) -> Vec<f32> {
+    let ids = umm_model::understand::question_ids(tok, &q.0).unwrap();
+    let n = ids.len();
+    let logits = model
+        .forward(UmmInput {
+            text: text(&[ids], device),
+            und_image: Some(patchify(
+                umm_model::understand::images_tensor(&[&q.1], device),
+                c.patch,
+            )),
+            gen_image: None,
+        })
+        .logits
+        .slice_dim(1, n - 1..n);
+    burn::tensor::activation::softmax(logits, 2)
+        .to_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
 #[test]
 fn yes_no_reads_the_answer_position_whatever_the_padding() {
-    use umm_model::understand::{question_ids, yes_no};
+    use umm_model::understand::yes_no;
     let device = Device::flex();
     let c = UmmConfig::micro();
     let model = Umm::init(&c, &device);
@@ -451,23 +479,7 @@ fn yes_no_reads_the_answer_position_whatever_the_padding() {
     // The short question, padded in the batch, gets the same probabilities as alone.
     assert!((both[0].0 - alone[0].0).abs() < 1e-5 && (both[0].1 - alone[0].1).abs() < 1e-5);
     // And they are the softmax at <ans>, computed here by hand.
-    let ids = question_ids(&tok, &long.0).unwrap();
-    let n = ids.len();
-    let logits = model
-        .forward(UmmInput {
-            text: text(&[ids], &device),
-            und_image: Some(patchify(
-                umm_model::understand::images_tensor(&[&long.1], &device),
-                c.patch,
-            )),
-            gen_image: None,
-        })
-        .logits
-        .slice_dim(1, n - 1..n);
-    let p: Vec<f32> = burn::tensor::activation::softmax(logits, 2)
-        .to_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let p = softmax_at_ans(&model, &c, &tok, &long, &device);
     let yes = tok.id("yes").unwrap() as usize;
     assert!(
         (p[yes] - both[1].0).abs() < 1e-5,
@@ -532,7 +544,7 @@ fn adaln_starts_closed_then_opens_with_training() {
 
 #[test]
 fn scored_answers_keep_the_distribution_each_word_was_chosen_from() {
-    use umm_model::understand::{answer, answer_with_probs, question_ids};
+    use umm_model::understand::{answer, answer_with_probs};
     let device = Device::flex();
     let c = UmmConfig::micro();
     let model = Umm::init(&c, &device);
@@ -561,23 +573,7 @@ fn scored_answers_keep_the_distribution_each_word_was_chosen_from() {
         }
     }
     // The first word's distribution is the softmax at <ans>, computed here by hand.
-    let ids = question_ids(&tok, &qs[1].0).unwrap();
-    let n = ids.len();
-    let logits = model
-        .forward(UmmInput {
-            text: text(&[ids], &device),
-            und_image: Some(patchify(
-                umm_model::understand::images_tensor(&[&qs[1].1], &device),
-                c.patch,
-            )),
-            gen_image: None,
-        })
-        .logits
-        .slice_dim(1, n - 1..n);
-    let p: Vec<f32> = burn::tensor::activation::softmax(logits, 2)
-        .to_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let p = softmax_at_ans(&model, &c, &tok, &qs[1], &device);
     let d = p
         .iter()
         .zip(&scored[1].probs[0])
