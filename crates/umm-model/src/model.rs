@@ -38,12 +38,12 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::module::linear;
 
 use crate::UmmConfig;
 use crate::config::MIN_FLOW_TIME;
-use crate::fused::{attention as fused_attention, layer_norm, softmax};
+use crate::fused::{attention as fused_attention, gelu, layer_norm, softmax};
 use crate::tokenizer::{ANS, PAD};
 
 /// Per-expert weights of one layer.
