@@ -1,7 +1,8 @@
 //! `cargo xtask bench speed`: Burn against PyTorch on this machine, in one run.
 //!
 //! Builds `burn-speed` for the default CPU backend (flex) and for libtorch (`--features tch`,
-//! against `.venv-torch`; and flex with AVX-512 matmul kernels, `--features avx512`), exports the fixed inputs (`burn-speed export`), then alternates
+//! against `.venv-torch`; flex with polynomial GELU kernels, `--features fast-gelu`; and flex
+//! with AVX-512 matmul kernels, `--features avx512`), exports the fixed inputs (`burn-speed export`), then alternates
 //! the contenders round by round (Burn flex, Burn tch-cpu, PyTorch eager, PyTorch
 //! `torch.compile`: A B C D A B C D ...), one process per measurement, and writes
 //! `results/speed.json` and `results/speed.md`: median training-step time of each, the ratio
@@ -40,6 +41,10 @@ pub struct SpeedArgs {
     /// target/v4: a second build of Burn, about 8 minutes the first time).
     #[arg(long)]
     pub no_avx512: bool,
+    /// Leave out flex with polynomial GELU kernels (`--features fast-gelu`, built in the main
+    /// target folder first and copied to target/release/burn-speed-fast-gelu).
+    #[arg(long)]
+    pub no_fast_gelu: bool,
     /// Prompt counts of the SRUM round-cost measurement (empty: skip it).
     #[arg(long, value_delimiter = ',', default_value = "48,96,192")]
     pub round_prompts: Vec<usize>,
@@ -63,6 +68,7 @@ impl SpeedArgs {
             (self.no_compile, " --no-compile"),
             (self.no_tch, " --no-tch"),
             (self.no_avx512, " --no-avx512"),
+            (self.no_fast_gelu, " --no-fast-gelu"),
         ] {
             if on {
                 c += flag;
@@ -172,8 +178,37 @@ fn cargo_build_flex(features: Option<(&str, &str)>) -> Result<PathBuf> {
     Ok(dir.join("release/burn-speed"))
 }
 
+/// `burn-speed` with `feature` built in the main target folder, copied aside (the plain build
+/// that follows overwrites target/release/burn-speed; only the crates above burn rebuild).
+fn cargo_build_flex_aside(feature: &str) -> Result<PathBuf> {
+    let status = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "benchmarks",
+            "--bin",
+            "burn-speed",
+        ])
+        .args(["--features", feature])
+        .status()?;
+    ensure!(
+        status.success(),
+        "building burn-speed --features {feature} failed"
+    );
+    let aside = PathBuf::from(format!("target/release/burn-speed-{feature}"));
+    std::fs::copy("target/release/burn-speed", &aside)
+        .with_context(|| format!("cannot copy burn-speed to {}", aside.display()))?;
+    Ok(aside)
+}
+
 fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender>> {
     let dir = race.display().to_string();
+    let fast_gelu = if a.no_fast_gelu {
+        None
+    } else {
+        Some(cargo_build_flex_aside("fast-gelu")?)
+    };
     let mut v = vec![Contender {
         name: "burn-flex",
         program: cargo_build_flex(None)?,
@@ -181,6 +216,15 @@ fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender
         ld_path: None,
         backend_args: vec!["--device".into(), "cpu".into()],
     }];
+    if let Some(program) = fast_gelu {
+        v.push(Contender {
+            name: "burn-flex-fast-gelu",
+            program,
+            lead: vec![],
+            ld_path: None,
+            backend_args: vec!["--device".into(), "cpu".into()],
+        });
+    }
     if !a.no_avx512 {
         v.push(Contender {
             name: "burn-flex-avx512",
