@@ -158,8 +158,9 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Builds the flex `burn-speed`, with `features` into `target_dir` when given.
-fn cargo_build_flex(features: Option<(&str, &str)>) -> Result<PathBuf> {
+/// Builds the flex `burn-speed` with `feature` (if any), into `target_dir` (if any; else the
+/// main target folder).
+fn cargo_build_flex(feature: Option<&str>, target_dir: Option<&str>) -> Result<PathBuf> {
     let mut cmd = Command::new("cargo");
     cmd.args([
         "build",
@@ -169,10 +170,12 @@ fn cargo_build_flex(features: Option<(&str, &str)>) -> Result<PathBuf> {
         "--bin",
         "burn-speed",
     ]);
-    let mut dir = PathBuf::from("target");
-    if let Some((f, target)) = features {
-        cmd.args(["--features", f]).env("CARGO_TARGET_DIR", target);
-        dir = PathBuf::from(target);
+    if let Some(f) = feature {
+        cmd.args(["--features", f]);
+    }
+    let dir = PathBuf::from(target_dir.unwrap_or("target"));
+    if let Some(t) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", t);
     }
     ensure!(cmd.status()?.success(), "building burn-speed failed");
     Ok(dir.join("release/burn-speed"))
@@ -181,23 +184,9 @@ fn cargo_build_flex(features: Option<(&str, &str)>) -> Result<PathBuf> {
 /// `burn-speed` with `feature` built in the main target folder, copied aside (the plain build
 /// that follows overwrites target/release/burn-speed; only the crates above burn rebuild).
 fn cargo_build_flex_aside(feature: &str) -> Result<PathBuf> {
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "benchmarks",
-            "--bin",
-            "burn-speed",
-        ])
-        .args(["--features", feature])
-        .status()?;
-    ensure!(
-        status.success(),
-        "building burn-speed --features {feature} failed"
-    );
+    let built = cargo_build_flex(Some(feature), None)?;
     let aside = PathBuf::from(format!("target/release/burn-speed-{feature}"));
-    std::fs::copy("target/release/burn-speed", &aside)
+    std::fs::copy(&built, &aside)
         .with_context(|| format!("cannot copy burn-speed to {}", aside.display()))?;
     Ok(aside)
 }
@@ -211,7 +200,7 @@ fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender
     };
     let mut v = vec![Contender {
         name: "burn-flex",
-        program: cargo_build_flex(None)?,
+        program: cargo_build_flex(None, None)?,
         lead: vec![],
         ld_path: None,
         backend_args: vec!["--device".into(), "cpu".into()],
@@ -228,7 +217,7 @@ fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender
     if !a.no_avx512 {
         v.push(Contender {
             name: "burn-flex-avx512",
-            program: cargo_build_flex(Some(("avx512", "target/v4")))?,
+            program: cargo_build_flex(Some("avx512"), Some("target/v4"))?,
             lead: vec![],
             ld_path: None,
             backend_args: vec!["--device".into(), "cpu".into()],
