@@ -400,11 +400,14 @@ fn restyling_redraws_only_the_chosen_whole_images() {
     assert_eq!(restyled(1.0, [0.3, 0.6], 1), out);
 
     // Near t = 0 the redrawing starts from (almost) the render and takes tiny steps: it must
-    // end close to it (noising to 1 - t instead of t, or stepping the wrong way, would not).
+    // end close to it (noising to 1 - t instead of t, stepping the wrong way, or reading the
+    // pixels as [0, 1], which moved a row by 0.8, would not). The untrained model's velocity
+    // times t moves pixels by up to about 0.01 in the [-1, 1] space (its initialisation is
+    // not seeded), so the bound is 0.03.
     let near = restyled(1.0, [1e-4, 2e-4], 2);
     for i in [0, 2] {
         let g = gap(&near[i], &before[i]);
-        assert!(g < 0.01, "row {i} moved {g} from t = 1e-4");
+        assert!(g < 0.03, "row {i} moved {g} from t = 1e-4");
     }
 
     // Share 0: nothing changes.
@@ -505,7 +508,7 @@ fn region_restyling_cuts_the_crop_from_a_redrawn_render() {
     let near = redo(1.0, [1e-4, 2e-4]);
     for i in (0..ex.len()).filter(|&i| regions[i]) {
         let g = gap(&near[i], &before[i]);
-        assert!(g < 0.02, "region row {i} moved {g} from t = 1e-4");
+        assert!(g < 0.03, "region row {i} moved {g} from t = 1e-4");
     }
     assert_eq!(redo(0.0, [0.3, 0.6]), before);
 }
