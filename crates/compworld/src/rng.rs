@@ -96,6 +96,23 @@ impl Rng {
         &xs[self.below(xs.len())]
     }
 
+    /// An index drawn with probability proportional to `weights[i]` (non-negative, at least one
+    /// positive); one `f32` draw. Rounding at the top end falls to the last positive weight.
+    pub fn weighted_index(&mut self, weights: &[f32]) -> usize {
+        let total: f32 = weights.iter().sum();
+        let mut r = self.f32() * total;
+        for (i, &w) in weights.iter().enumerate() {
+            if r < w {
+                return i;
+            }
+            r -= w;
+        }
+        weights
+            .iter()
+            .rposition(|&w| w > 0.0)
+            .expect("a positive weight")
+    }
+
     /// Standard normal sample (Box-Muller).
     pub fn normal(&mut self) -> f32 {
         let u1 = (self.f32() + 1e-7).min(1.0);

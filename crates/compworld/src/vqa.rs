@@ -208,16 +208,8 @@ fn weighted_order(
         .collect();
     let mut out = Vec::with_capacity(left.len());
     while !left.is_empty() {
-        let total: f32 = left.iter().map(|(_, w)| w).sum();
-        let mut r = rng.f32() * total;
-        let mut i = left.len() - 1;
-        for (j, (_, w)) in left.iter().enumerate() {
-            if r < *w {
-                i = j;
-                break;
-            }
-            r -= w;
-        }
+        let w: Vec<f32> = left.iter().map(|(_, w)| *w).collect();
+        let i = rng.weighted_index(&w);
         out.push(left.remove(i).0);
     }
     out

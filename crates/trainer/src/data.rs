@@ -251,20 +251,8 @@ fn weights_ok<T>(table: &[(T, f32)], what: &str) -> Result<()> {
 }
 
 fn pick_weighted<T: Copy>(table: &[(T, f32)], rng: &mut Rng) -> T {
-    let total: f32 = table.iter().map(|(_, w)| w).sum();
-    let mut r = rng.f32() * total;
-    for &(x, w) in table {
-        if r < w {
-            return x;
-        }
-        r -= w;
-    }
-    table
-        .iter()
-        .rev()
-        .find(|(_, w)| *w > 0.0)
-        .expect("a positive weight")
-        .0
+    let w: Vec<f32> = table.iter().map(|(_, w)| *w).collect();
+    table[rng.weighted_index(&w)].0
 }
 
 /// A generation pair.

@@ -488,10 +488,27 @@ pub fn restyle(
             .velocity(text.clone(), x, t0.clone().mul_scalar(s))
             .mul(tt.clone())
     });
-    let redrawn = x.clamp(-1.0, 1.0);
+    Ok(replace_rows(image, &rows, x.clamp(-1.0, 1.0), was_autodiff))
+}
+
+/// `image` (untracked) with rows `rows` replaced by `new_rows` (in that order), tracked again
+/// when `autodiff`.
+fn replace_rows(
+    image: Tensor<3>,
+    rows: &[usize],
+    new_rows: Tensor<3>,
+    autodiff: bool,
+) -> Tensor<3> {
+    let idx = Tensor::<1, Int>::from_data(
+        TensorData::new(
+            rows.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [rows.len()],
+        ),
+        &image.device(),
+    );
     let old = image.clone().select(0, idx.clone());
-    let out = image.select_assign(0, idx, redrawn - old, burn::tensor::IndexingUpdateOp::Add);
-    Ok(if was_autodiff { out.autodiff() } else { out })
+    let out = image.select_assign(0, idx, new_rows - old, burn::tensor::IndexingUpdateOp::Add);
+    if autodiff { out.autodiff() } else { out }
 }
 
 /// Cuts some region-crop understanding images from redrawn renders
@@ -564,23 +581,13 @@ pub fn restyle_regions(
         .collect::<Result<Vec<_>>>()?;
     let crefs: Vec<&compworld::Image> = crops.iter().collect();
     let new_rows = umm_model::patchify(images_tensor(&crefs, &device), config.patch);
-    let was_autodiff = image.is_autodiff();
-    let image = image.inner();
-    let idx = Tensor::<1, Int>::from_data(
-        TensorData::new(
-            rows.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-            [rows.len()],
-        ),
-        &device,
-    );
-    let old = image.clone().select(0, idx.clone());
-    let out = image.select_assign(
-        0,
-        idx,
-        new_rows.inner() - old,
-        burn::tensor::IndexingUpdateOp::Add,
-    );
-    Ok(if was_autodiff { out.autodiff() } else { out })
+    let autodiff = image.is_autodiff();
+    Ok(replace_rows(
+        image.inner(),
+        &rows,
+        new_rows.inner(),
+        autodiff,
+    ))
 }
 
 /// The default of [`TrainConfig::gen_low_t_floor`].

@@ -633,7 +633,8 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> T
     ))
 }
 
-/// GELU (the exact, erf form) as one operation forward and backward; on flex through
+/// GELU (the exact, erf form) as one operation forward and backward: the inner backend's
+/// GELU and GELU backward (bit for bit burn's), or on flex with the `fast-gelu` feature
 /// vectorisable polynomials instead of libm's scalar `erff` (see `impl FusedOps for Flex`).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_gelu(
