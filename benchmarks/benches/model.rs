@@ -1,5 +1,6 @@
-//! The model's pieces on every backend built: attention, one Mixture-of-Transformers block
-//! (forward, and forward + backward), and a whole tiny-preset training step (batch 32 + 32).
+//! The model's pieces on every backend built: attention, GELU (forward + backward), one
+//! Mixture-of-Transformers block (forward, and forward + backward), and a whole tiny-preset
+//! training step (batch 32 + 32).
 //!
 //! `cargo bench -p benchmarks --bench model` (add `--features tch` etc. for more backends).
 //! Throughput is in FLOPs: criterion's "elem/s" reads as FLOP/s (counts in `benchmarks::flops`).
@@ -7,7 +8,7 @@
 use std::hint::black_box;
 
 use benchmarks::race::{self, RaceInputs};
-use benchmarks::{backends, sync};
+use benchmarks::{backends, bench_name, sync};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -24,7 +25,7 @@ fn pieces(c: &mut Criterion) {
     let mut group = c.benchmark_group("model");
     group.sample_size(20);
     for (kind, dev) in backends() {
-        let name = kind.name();
+        let name = bench_name(kind);
         let bias = Tensor::<4>::zeros([B, 1, SEQ, SEQ], &dev);
         // Attention alone: scores and weighted sum, 4 b s^2 d.
         let qkv = Tensor::<3>::random([B, SEQ, 3 * d], Distribution::Normal(0.0, 1.0), &dev);
@@ -34,6 +35,26 @@ fn pieces(c: &mut Criterion) {
                 let out = attention(qkv.clone(), cfg.n_heads, bias.clone());
                 sync(&dev);
                 black_box(out)
+            })
+        });
+        // GELU forward and backward over one block's MLP activations, [b s, r d] (counted as
+        // one FLOP per element each way): the op `--features fast-gelu` replaces on flex.
+        let ad = dev.clone().autodiff();
+        let h = Tensor::<2>::random(
+            [B * SEQ, cfg.mlp_ratio * d],
+            Distribution::Normal(0.0, 1.0),
+            &ad,
+        );
+        group.throughput(Throughput::Elements(
+            (2 * B * SEQ * cfg.mlp_ratio * d) as u64,
+        ));
+        group.bench_function(format!("gelu_forward_backward/{name}"), |b| {
+            b.iter(|| {
+                let h = h.clone().require_grad();
+                let grads = umm_model::fused::gelu(h.clone()).sum().backward();
+                let g = h.grad(&grads);
+                sync(&ad);
+                black_box(g)
             })
         });
         // One block: projections (2 (4 + 2 r) d^2 per token) plus attention.
@@ -49,7 +70,6 @@ fn pieces(c: &mut Criterion) {
                 black_box(out)
             })
         });
-        let ad = dev.clone().autodiff();
         let block = Block::init(&cfg, &ad);
         let x = Tensor::<3>::random([B, SEQ, d], Distribution::Normal(0.0, 1.0), &ad);
         let bias = Tensor::<4>::zeros([B, 1, SEQ, SEQ], &ad);
@@ -82,7 +102,7 @@ fn train_step(c: &mut Criterion) {
         let mut model = Some(race::fresh(&cfg, &dev));
         let mut optim = race::optimizer();
         group.throughput(Throughput::Elements(inputs.train_flops(&cfg) as u64));
-        group.bench_function(format!("tiny_batch32/{}", kind.name()), |b| {
+        group.bench_function(format!("tiny_batch32/{}", bench_name(kind)), |b| {
             b.iter(|| {
                 let (m, loss) = race::step(model.take().unwrap(), &mut optim, &inputs);
                 sync(&dev);

@@ -21,7 +21,7 @@ fn sampler(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(10));
     for (kind, dev) in backends() {
-        let name = kind.name();
+        let name = benchmarks::bench_name(kind);
         let inputs = RaceInputs::new(&cfg, 32, &dev).unwrap();
         let model = race::fresh(&cfg, &dev);
         group.throughput(Throughput::Elements(inputs.sample_flops(&cfg, 1) as u64));

@@ -4,7 +4,8 @@
 //!
 //! Run the criterion suite with `cargo bench -p benchmarks` (default CPU backend), or with
 //! `--features tch` / `wgpu` / `ndarray` to add those backends; every bench name ends in the
-//! backend it ran on. `cargo xtask bench speed` runs the race and writes `results/speed.json`.
+//! backend it ran on ([`bench_name`], which also names flex's opt-in `avx512` and `fast-gelu`
+//! kernels). `cargo xtask bench speed` runs the race and writes `results/speed.json`.
 
 pub mod flops;
 pub mod race;
@@ -36,6 +37,25 @@ pub fn backends() -> Vec<(DeviceKind, Device)> {
             }
         })
         .collect()
+}
+
+/// The name a bench ends in for backend `kind`: the backend's name, and for the pure-Rust
+/// CPU backend the opt-in kernels this build has (`cpu+avx512`, `cpu+fast-gelu`), so that
+/// criterion keeps the history of each build apart.
+pub fn bench_name(kind: DeviceKind) -> String {
+    let mut name = kind.name().to_string();
+    if kind == DeviceKind::Cpu {
+        for (on, feature) in [
+            (cfg!(feature = "avx512"), "avx512"),
+            (cfg!(feature = "fast-gelu"), "fast-gelu"),
+        ] {
+            if on {
+                name += "+";
+                name += feature;
+            }
+        }
+    }
+    name
 }
 
 /// Waits for the device's queued work (asynchronous backends), so a timer stopped after it
