@@ -50,6 +50,8 @@ pub struct CalibrationArgs {
     pub regions: reward_local::RegionScoring,
     pub out_json: std::path::PathBuf,
     pub out_png: std::path::PathBuf,
+    /// One JSON line per image, if given.
+    pub per_image: Option<std::path::PathBuf>,
 }
 
 /// The sampler of the model's own images: the default one at the run's guidance.
@@ -82,6 +84,10 @@ struct Calibration {
     region_scoring: reward_local::RegionScoring,
     /// AUC of the prompt-match answer alone, for comparison.
     auc_global_question: f64,
+    /// AUC of the constraint score (`reward_global::constraint_score`: one whole-image
+    /// question per stated attribute and count of each literal phrase), over the images whose
+    /// prompt states a phrase, for comparison.
+    auc_global_constraints: f64,
     region_sign_agreement: f64,
     proposal_recall_iou70: f64,
     images: usize,
@@ -372,6 +378,8 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
     let pb = bar(images.len(), "self-rewards");
     let mut g = Vec::with_capacity(images.len());
     let mut g_question = Vec::with_capacity(images.len());
+    let mut coverage: Vec<Option<f32>> = Vec::with_capacity(images.len());
+    let mut phrase_probs: Vec<Vec<f32>> = Vec::with_capacity(images.len());
     let mut regions = Vec::with_capacity(images.len());
     for start in (0..images.len()).step_by(32) {
         let end = (start + 32).min(images.len());
@@ -389,9 +397,23 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             })
             .collect();
         let found = score_regions_with(&model, &cfg, &tok, &ritems, a.regions, &device)?;
-        for (qk, f) in q.into_iter().zip(found) {
+        let phrases = reward_local::region::resolve_colours(
+            &model,
+            &cfg,
+            &tok,
+            (start..end).map(|k| prompts[k].text.as_str()),
+            &device,
+        )?;
+        let pitems: Vec<(&Image, &[reward_local::phrases::Phrase])> = (start..end)
+            .zip(&phrases)
+            .map(|(k, ps)| (&images[k], ps.as_slice()))
+            .collect();
+        let pp = reward_global::phrase_probabilities(&model, &cfg, &tok, &pitems, &device)?;
+        for ((qk, f), pk) in q.into_iter().zip(found).zip(pp) {
             g.push(reward_global::combine(a.global, qk, f.coverage));
             g_question.push(qk);
+            coverage.push(f.coverage);
+            phrase_probs.push(pk);
             regions.push(f.regions);
         }
         pb.set_position(end as u64);
@@ -510,12 +532,43 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             .map(|(q, _)| f64::from(*q))
             .collect()
     };
+    let constraints: Vec<Option<f32>> = phrase_probs
+        .iter()
+        .map(|p| reward_global::constraint_score(p))
+        .collect();
+    let pick_c = |correct: bool| -> Vec<f64> {
+        constraints
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| (v.score >= 0.999) == correct)
+            .filter_map(|(c, _)| c.map(f64::from))
+            .collect()
+    };
+    if let Some(path) = &a.per_image {
+        let mut lines = String::new();
+        for (k, r) in requests.iter().enumerate() {
+            let row = serde_json::json!({
+                "category": r.category.to_string(),
+                "prompt": prompts[k].text,
+                "sample": r.sample,
+                "oracle_score": verdicts[k].score,
+                "g": g[k],
+                "g_question": g_question[k],
+                "coverage": coverage[k],
+                "phrase_probs": phrase_probs[k],
+                "constraint_score": constraints[k],
+            });
+            lines += &format!("{row}\n");
+        }
+        std::fs::write(path, lines)?;
+    }
     let report = Calibration {
         auc_global: auc(&all_pos, &all_neg).unwrap_or(f64::NAN),
         auc_global_ci95: auc_interval(&all_pos, &all_neg, 2000, 0),
         global_mode: a.global,
         region_scoring: a.regions,
         auc_global_question: auc(&pick(true), &pick(false)).unwrap_or(f64::NAN),
+        auc_global_constraints: auc(&pick_c(true), &pick_c(false)).unwrap_or(f64::NAN),
         region_sign_agreement: agree as f64 / matched.max(1) as f64,
         proposal_recall_iou70: found as f64 / total.max(1) as f64,
         images: images.len(),
@@ -588,8 +641,8 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         &a.out_png,
     )?;
     println!(
-        "AUC of the prompt-match answer alone {:.3}",
-        report.auc_global_question
+        "AUC of the prompt-match answer alone {:.3}; of the constraint score {:.3}",
+        report.auc_global_question, report.auc_global_constraints
     );
     if let Some([lo, hi]) = report.auc_global_ci95 {
         println!("AUC of g, 95% bootstrap interval: {lo:.3} to {hi:.3}");

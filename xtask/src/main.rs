@@ -189,6 +189,10 @@ enum Cmd {
         /// Output reliability plot.
         #[arg(long, default_value = "results/reward-calibration.png")]
         plot: PathBuf,
+        /// Also write one JSON line per image (category, oracle verdict, every score the
+        /// judge gave it) for analyses of your own.
+        #[arg(long)]
+        per_image: Option<PathBuf>,
     },
     /// Read the official T2I-CompBench val prompt files of a checkout
     /// (`<dir>/<category>_val.txt`) and report prompts, duplicates and blank lines.
@@ -314,6 +318,7 @@ fn run(cli: Cli) -> Result<()> {
             regions,
             out,
             plot,
+            per_image,
         } => calibration::run(&calibration::CalibrationArgs {
             checkpoint,
             judge,
@@ -329,6 +334,7 @@ fn run(cli: Cli) -> Result<()> {
             regions,
             out_json: out,
             out_png: plot,
+            per_image,
         })?,
         Cmd::Ablate {
             grid,

@@ -26,8 +26,9 @@
 use burn::prelude::*;
 use compworld::Image;
 use reward_local::Result;
+use reward_local::phrases::Phrase;
 use reward_local::region::check_input;
-use umm_model::understand::{prompt_match_question, yes_no};
+use umm_model::understand::{first_word_probs, prompt_match_question, word_id, yes_no};
 use umm_model::{Tokenizer, Umm, UmmConfig};
 
 /// `g` from the model's probabilities of "yes" and "no" (0 when both are 0).
@@ -65,6 +66,123 @@ pub fn global_scores(
         .into_iter()
         .map(|(y, n)| score_from(y, n))
         .collect())
+}
+
+/// One question of [`constraint_questions`]: the words its answer may begin with, and the
+/// one that satisfies the prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintQuestion {
+    pub question: String,
+    /// The answer words the model's choice is renormalised over.
+    pub choices: Vec<&'static str>,
+    /// The word among `choices` that satisfies the prompt.
+    pub wanted: &'static str,
+}
+
+const COUNT_WORDS: [&str; 7] = ["zero", "one", "two", "three", "four", "five", "six"];
+
+/// The questions that check one literal phrase, each worded as the model was pretrained to be
+/// asked (compworld's presence, attribute and count questions): "is there a [size] [colour]
+/// <shape> ?" (yes), "what texture is the <shape> ?" when the phrase states a texture, and "how
+/// many <shapes> ?" when it states a count of two or more.
+pub fn constraint_questions(p: &Phrase) -> Vec<ConstraintQuestion> {
+    let mut words: Vec<&str> = Vec::new();
+    words.extend(p.size.map(|z| z.word()));
+    words.extend(p.colour.map(|c| c.word()));
+    words.push(p.shape.word());
+    let article = if words[0].starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    let mut out = vec![ConstraintQuestion {
+        question: format!("is there {article} {} ?", words.join(" ")),
+        choices: vec!["yes", "no"],
+        wanted: "yes",
+    }];
+    if let Some(t) = p.texture {
+        out.push(ConstraintQuestion {
+            question: format!("what texture is the {} ?", p.shape.word()),
+            choices: compworld::Texture::ALL.iter().map(|t| t.word()).collect(),
+            wanted: t.word(),
+        });
+    }
+    if let Some(n) = p.count.filter(|&n| n >= 2) {
+        out.push(ConstraintQuestion {
+            question: format!("how many {} ?", p.shape.plural()),
+            choices: COUNT_WORDS.to_vec(),
+            wanted: COUNT_WORDS[usize::from(n).min(6)],
+        });
+    }
+    out
+}
+
+/// The probability of `q.wanted` among `q.choices` in the distribution `probs` over the
+/// vocabulary (0.5 when the model gives the choices no mass at all).
+pub fn choice_probability(
+    tok: &dyn Tokenizer,
+    q: &ConstraintQuestion,
+    probs: &[f32],
+) -> Result<f32> {
+    let mut total = 0.0;
+    let mut wanted = 0.0;
+    for &w in &q.choices {
+        let p = probs[word_id(tok, w)?];
+        total += p;
+        if w == q.wanted {
+            wanted = p;
+        }
+    }
+    Ok(if total > 0.0 { wanted / total } else { 0.5 })
+}
+
+/// For each image with the literal phrases of its prompt (as `reward_local::region::
+/// resolve_colours` gives them), each phrase's probability of being satisfied: the product of
+/// [`choice_probability`] over its [`constraint_questions`], asked about the whole image.
+pub fn phrase_probabilities(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    items: &[(&Image, &[Phrase])],
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let per: Vec<Vec<Vec<ConstraintQuestion>>> = items
+        .iter()
+        .map(|(_, ps)| ps.iter().map(constraint_questions).collect())
+        .collect();
+    let questions: Vec<(String, Image)> = items
+        .iter()
+        .zip(&per)
+        .flat_map(|((img, _), ps)| {
+            ps.iter()
+                .flatten()
+                .map(move |q| (q.question.clone(), (*img).clone()))
+        })
+        .collect();
+    let probs = if questions.is_empty() {
+        Vec::new()
+    } else {
+        first_word_probs(model, cfg, tok, &questions, device)?
+    };
+    let mut next = probs.iter();
+    per.iter()
+        .map(|ps| {
+            ps.iter()
+                .map(|qs| {
+                    qs.iter().try_fold(1.0, |acc, q| {
+                        let p = next.next().expect("one distribution per question");
+                        Ok(acc * choice_probability(tok, q, p)?)
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The constraint score of an image from its phrases' probabilities: `2 x product - 1`, the
+/// model's estimate that every phrase holds, in [-1, 1]; `None` without phrases.
+pub fn constraint_score(phrase_probs: &[f32]) -> Option<f32> {
+    (!phrase_probs.is_empty()).then(|| 2.0 * phrase_probs.iter().product::<f32>() - 1.0)
 }
 
 /// How the global score is read off the model.

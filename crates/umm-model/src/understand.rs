@@ -181,13 +181,31 @@ pub fn yes_no(
     questions: &[(String, Image)],
     device: &Device,
 ) -> Result<Vec<(f32, f32)>> {
+    let [yes, no] = ["yes", "no"].map(|w| word_id(tok, w));
+    let (yes, no) = (yes?, no?);
+    Ok(first_word_probs(model, cfg, tok, questions, device)?
+        .into_iter()
+        .map(|p| (p[yes], p[no]))
+        .collect())
+}
+
+/// The id of `w` as an index into a distribution over the vocabulary.
+pub fn word_id(tok: &dyn Tokenizer, w: &str) -> Result<usize> {
+    tok.id(w)
+        .map(|i| i as usize)
+        .ok_or_else(|| Error::Config(format!("the tokenizer has no '{w}'")))
+}
+
+/// For each question, the model's distribution over the vocabulary for the first word of its
+/// answer: the softmax of the logits at `<ans>`, one forward pass per batch.
+pub fn first_word_probs(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    questions: &[(String, Image)],
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
     check_sizes(cfg, questions)?;
-    let word = |w: &str| {
-        tok.id(w)
-            .map(|i| i as usize)
-            .ok_or_else(|| Error::Config(format!("the tokenizer has no '{w}'")))
-    };
-    let (yes, no) = (word("yes")?, word("no")?);
     let mut out = Vec::with_capacity(questions.len());
     for chunk in questions.chunks(BATCH) {
         let images: Vec<&Image> = chunk.iter().map(|(_, i)| i).collect();
@@ -213,7 +231,7 @@ pub fn yes_no(
             .expect("f32 probabilities");
         for (i, &e) in ends.iter().enumerate() {
             let at = (i * len + e) * vocab;
-            out.push((p[at + yes], p[at + no]));
+            out.push(p[at..at + vocab].to_vec());
         }
     }
     Ok(out)

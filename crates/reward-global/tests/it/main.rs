@@ -103,3 +103,109 @@ fn a_batch_scores_the_good_items_and_reports_the_bad_ones() {
     assert_eq!(a.regions.len(), d.regions.len());
     assert!(d.regions.iter().all(|r| r.score <= 0.0), "{:?}", d.regions);
 }
+
+/// The constraint questions of a phrase, worded as the model was pretrained to be asked, and
+/// the renormalised probability of the wanted answer, on hand-made distributions.
+#[test]
+fn constraint_questions_and_their_scores_by_hand() {
+    use compworld::{Colour, Shape, Size, Texture};
+    use reward_global::{choice_probability, constraint_questions, constraint_score};
+    use reward_local::phrases::Phrase;
+    use umm_model::Tokenizer;
+    let plain = Phrase {
+        count: Some(1),
+        size: None,
+        texture: None,
+        colour: Some(Colour::Orange),
+        shape: Shape::Circle,
+    };
+    let qs = constraint_questions(&plain);
+    assert_eq!(qs.len(), 1, "one object: presence only");
+    assert_eq!(qs[0].question, "is there an orange circle ?");
+    assert_eq!(
+        (qs[0].choices.clone(), qs[0].wanted),
+        (vec!["yes", "no"], "yes")
+    );
+    let full = Phrase {
+        count: Some(3),
+        size: Some(Size::Small),
+        texture: Some(Texture::Striped),
+        colour: Some(Colour::Red),
+        shape: Shape::Cross,
+    };
+    let qs = constraint_questions(&full);
+    let words: Vec<&str> = qs.iter().map(|q| q.question.as_str()).collect();
+    assert_eq!(
+        words,
+        [
+            "is there a small red cross ?",
+            "what texture is the cross ?",
+            "how many crosses ?"
+        ]
+    );
+    assert_eq!((qs[1].wanted, qs[2].wanted), ("striped", "three"));
+    assert_eq!(qs[1].choices.len(), 4);
+    // Every question must be in the model's vocabulary.
+    let tok = WordTokenizer::compworld();
+    for q in &qs {
+        tok.encode(&q.question).unwrap();
+    }
+    // P(three) = 0.2 among the count words, whose mass is 0.2 + 0.1 + 0.1 = 0.4 -> 0.5; the
+    // other words' mass (0.6 on "yes") does not count.
+    let id = |w: &str| tok.id(w).unwrap() as usize;
+    let mut p = vec![0.0f32; tok.vocab_size()];
+    p[id("three")] = 0.2;
+    p[id("two")] = 0.1;
+    p[id("four")] = 0.1;
+    p[id("yes")] = 0.6;
+    assert!((choice_probability(&tok, &qs[2], &p).unwrap() - 0.5).abs() < 1e-6);
+    // No mass on the choices at all: undecided.
+    assert_eq!(choice_probability(&tok, &qs[1], &p).unwrap(), 0.5);
+    // Every phrase must hold: 2 x 0.5 x 0.8 - 1 = -0.2; no phrase, no score.
+    assert!((constraint_score(&[0.5, 0.8]).unwrap() + 0.2).abs() < 1e-6);
+    assert_eq!(constraint_score(&[1.0]), Some(1.0));
+    assert_eq!(constraint_score(&[]), None);
+}
+
+/// The shipped model's constraint score tells a true render of the prompt from a render of
+/// another prompt, and the questions are asked per image (batching changes nothing).
+#[test]
+fn the_shipped_model_gives_true_renders_a_higher_constraint_score() {
+    use reward_global::{constraint_score, phrase_probabilities};
+    use reward_local::phrases::literal_phrases;
+    let (model, cfg) = shipped();
+    let tok = WordTokenizer::compworld();
+    let dev = Device::flex();
+    let draw = |text: &str, seed: u64| {
+        let p = Prompt::parse(text).unwrap();
+        render(
+            &sample_scene(&p.meaning, &p.text, &mut Rng::new(seed)).unwrap(),
+            cfg.resolution,
+        )
+    };
+    let prompt = "two green crosses and a red circle";
+    let phrases = literal_phrases(prompt);
+    assert_eq!(phrases.len(), 2);
+    let mut true_higher = 0;
+    for seed in 0..4 {
+        let right = draw(prompt, seed);
+        let wrong = draw("a blue square", seed);
+        let both = phrase_probabilities(
+            &model,
+            &cfg,
+            &tok,
+            &[(&right, &phrases), (&wrong, &phrases)],
+            &dev,
+        )
+        .unwrap();
+        let alone = phrase_probabilities(&model, &cfg, &tok, &[(&wrong, &phrases)], &dev).unwrap();
+        assert!((both[1][0] - alone[0][0]).abs() < 1e-5 && (both[1][1] - alone[0][1]).abs() < 1e-5);
+        let [r, w] = [&both[0], &both[1]].map(|p| constraint_score(p).unwrap());
+        assert!((-1.0..=1.0).contains(&r) && (-1.0..=1.0).contains(&w));
+        true_higher += usize::from(r > w);
+    }
+    assert_eq!(
+        true_higher, 4,
+        "the true render scored higher in {true_higher} of 4"
+    );
+}
