@@ -87,7 +87,7 @@ pub struct BenchArgs {
     #[arg(long)]
     official_results: Option<PathBuf>,
     /// Prompt split whose prompts are benchmarked.
-    #[arg(long, default_value = "datasets/splits/val.tsv")]
+    #[arg(long, default_value = DEFAULT_BENCH_SPLIT)]
     split: PathBuf,
     /// Images per prompt (official protocol: 10 for CompBench, 1 for ReasonBench). Default:
     /// 4 for compbench (a tiny-preset run takes minutes on a CPU), 1 for reasonbench.
@@ -208,6 +208,9 @@ fn export_dir(a: &BenchArgs) -> Result<Option<PathBuf>> {
     }
 }
 
+/// The prompt split the benchmarks read unless told otherwise.
+const DEFAULT_BENCH_SPLIT: &str = "datasets/splits/val.tsv";
+
 fn command_line(which: &str, a: &BenchArgs, samples: usize) -> String {
     if let Some(c) = &a.command {
         return c.clone();
@@ -216,6 +219,9 @@ fn command_line(which: &str, a: &BenchArgs, samples: usize) -> String {
     match &a.images {
         Some(d) => c += &format!(" --images {}", d.display()),
         None => c += &format!(" --checkpoint {}", a.checkpoint.display()),
+    }
+    if a.split != Path::new(DEFAULT_BENCH_SPLIT) {
+        c += &format!(" --split {}", a.split.display());
     }
     c += &format!(" --samples {samples} --seed {}", a.seed);
     if a.images.is_none() {
@@ -470,4 +476,36 @@ pub fn check_prompt_files(dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_command_names_a_split_other_than_the_default() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: BenchArgs,
+        }
+        let parse = |args: &[&str]| {
+            let v = std::iter::once("compbench").chain(args.iter().copied());
+            command_line("compbench", &<Cli as clap::Parser>::parse_from(v).a, 2)
+        };
+        let plain = parse(&["--checkpoint", "m.safetensors"]);
+        assert!(!plain.contains("--split"), "{plain}");
+        let dev = parse(&[
+            "--checkpoint",
+            "m.safetensors",
+            "--split",
+            "datasets/splits/dev.tsv",
+        ]);
+        assert!(
+            dev.starts_with(
+                "cargo xtask bench compbench --checkpoint m.safetensors --split datasets/splits/dev.tsv --samples 2"
+            ),
+            "{dev}"
+        );
+    }
 }
