@@ -410,7 +410,8 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             .collect();
         let pp = reward_global::phrase_probabilities(&model, &cfg, &tok, &pitems, &device)?;
         for ((qk, f), pk) in q.into_iter().zip(found).zip(pp) {
-            g.push(reward_global::combine(a.global, qk, f.coverage));
+            let ck = reward_global::constraint_score(&pk);
+            g.push(reward_global::combine(a.global, qk, f.coverage, ck));
             g_question.push(qk);
             coverage.push(f.coverage);
             phrase_probs.push(pk);
@@ -609,10 +610,9 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             } else {
                 format!(" --cfg-scale {}", a.cfg_scale)
             },
-            if a.global == reward_global::GlobalMode::Question {
-                " --question-only"
-            } else {
-                ""
+            match a.global {
+                reward_global::GlobalMode::Combined => String::new(),
+                m => format!(" --global {}", m.name()),
             },
             if a.regions == reward_local::RegionScoring::MarginalShape {
                 " --regions marginal_shape"

@@ -176,9 +176,13 @@ enum Cmd {
         /// Guidance of the model's own images (ignored with --renders).
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
-        /// Read g from the prompt-match answer alone (default: averaged with the phrase
-        /// coverage of the model's region names, as the reward does).
-        #[arg(long)]
+        /// How g is read off the model: combined (the reward's default: the prompt-match
+        /// answer averaged with the phrase coverage of the region names), question (the answer
+        /// alone) or constraints (one question per stated attribute and count).
+        #[arg(long, default_value = "combined")]
+        global: reward_global::GlobalMode,
+        /// The same as `--global question`.
+        #[arg(long, conflicts_with = "global")]
         question_only: bool,
         /// How region names become scores: greedy (the reward's default) or marginal_shape.
         #[arg(long, default_value = "greedy")]
@@ -314,6 +318,7 @@ fn run(cli: Cli) -> Result<()> {
             samples,
             renders,
             cfg_scale,
+            global,
             question_only,
             regions,
             out,
@@ -329,7 +334,7 @@ fn run(cli: Cli) -> Result<()> {
             global: if question_only {
                 reward_global::GlobalMode::Question
             } else {
-                reward_global::GlobalMode::Combined
+                global
             },
             regions,
             out_json: out,

@@ -21,6 +21,14 @@
 //! image question is its weakest (0.63). `cargo xtask reward-calibration` reports the AUC of
 //! both.
 //!
+//! [`GlobalMode::Constraints`] asks instead, about the whole image, the questions the model was
+//! pretrained on for each object the prompt states literally ([`constraint_questions`]: "is
+//! there a red circle ?", "what texture is the circle ?", "how many circles ?"), reads each
+//! wanted answer's probability among its alternatives, and multiplies them over every phrase:
+//! `g = 2 x product - 1`, the model's estimate that everything stated holds ([`constraint_score`];
+//! colours given by reference are resolved by the model, as for the coverage). A prompt that
+//! states no object literally ("a traffic light") falls back to the prompt-match answer.
+//!
 //! **Invariant:** nothing here depends on the benchmark oracle or reads a scene's ground truth.
 
 use burn::prelude::*;
@@ -193,12 +201,49 @@ pub enum GlobalMode {
     Question,
     /// The answer averaged with the phrase coverage of the region names.
     Combined,
+    /// The [`constraint_score`] of the prompt's literal phrases (one whole-image question per
+    /// stated attribute and count), or the prompt-match answer when the prompt states none.
+    Constraints,
 }
 
-/// The global score of one image in `mode` from its question score and phrase coverage.
-pub fn combine(mode: GlobalMode, question: f32, coverage: Option<f32>) -> f32 {
-    match (mode, coverage) {
-        (GlobalMode::Combined, Some(c)) => (question + c) / 2.0,
+impl GlobalMode {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            GlobalMode::Question => "question",
+            GlobalMode::Combined => "combined",
+            GlobalMode::Constraints => "constraints",
+        }
+    }
+}
+
+impl std::str::FromStr for GlobalMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            GlobalMode::Question,
+            GlobalMode::Combined,
+            GlobalMode::Constraints,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| {
+            format!("unknown global mode '{s}' (expected question, combined or constraints)")
+        })
+    }
+}
+
+/// The global score of one image in `mode` from its question score, phrase coverage and
+/// constraint score (`None` when the prompt states no literal phrase).
+pub fn combine(
+    mode: GlobalMode,
+    question: f32,
+    coverage: Option<f32>,
+    constraint: Option<f32>,
+) -> f32 {
+    match (mode, coverage, constraint) {
+        (GlobalMode::Combined, Some(c), _) => (question + c) / 2.0,
+        (GlobalMode::Constraints, _, Some(c)) => c,
         _ => question,
     }
 }
@@ -233,6 +278,9 @@ pub struct SelfReward {
     pub global_question: f32,
     /// The phrase coverage half (`None`: the prompt states no object).
     pub coverage: Option<f32>,
+    /// The [`constraint_score`] (`None`: the prompt states no literal phrase, or `global` is
+    /// not [`GlobalMode::Constraints`], the only mode that asks its questions).
+    pub constraint: Option<f32>,
     /// Whether the sample is kept for training ([`keep`]).
     pub kept: bool,
     /// Proposed regions with the model's names and their scores.
@@ -265,7 +313,8 @@ pub fn self_rewards(
         .iter()
         .map(|&k| reward_local::propose(items[k].0, proposer))
         .collect();
-    let batch = || -> Result<(Vec<f32>, Vec<reward_local::ImageRegions>)> {
+    #[allow(clippy::type_complexity)]
+    let batch = || -> Result<(Vec<f32>, Vec<reward_local::ImageRegions>, Vec<Option<f32>>)> {
         let g_items: Vec<(&Image, &str)> = good.iter().map(|&k| items[k]).collect();
         let g = global_scores(model, cfg, tok, &g_items, device)?;
         let r_items: Vec<(&Image, &str, &[reward_local::BoxPx])> = good
@@ -274,9 +323,29 @@ pub fn self_rewards(
             .map(|(&k, b)| (items[k].0, items[k].1, b.as_slice()))
             .collect();
         let r = reward_local::score_regions_with(model, cfg, tok, &r_items, rc.regions, device)?;
-        Ok((g, r))
+        let c: Vec<Option<f32>> = if mode == GlobalMode::Constraints {
+            let phrases = reward_local::region::resolve_colours(
+                model,
+                cfg,
+                tok,
+                g_items.iter().map(|(_, p)| *p),
+                device,
+            )?;
+            let c_items: Vec<(&Image, &[Phrase])> = g_items
+                .iter()
+                .zip(&phrases)
+                .map(|((img, _), ps)| (*img, ps.as_slice()))
+                .collect();
+            phrase_probabilities(model, cfg, tok, &c_items, device)?
+                .iter()
+                .map(|p| constraint_score(p))
+                .collect()
+        } else {
+            vec![None; g_items.len()]
+        };
+        Ok((g, r, c))
     };
-    let (g, regions) = match batch() {
+    let (g, regions, constraints) = match batch() {
         Ok(v) => v,
         Err(e) => {
             let msg = e.to_string();
@@ -286,14 +355,15 @@ pub fn self_rewards(
                 .collect();
         }
     };
-    let mut scored = good.iter().zip(g.into_iter().zip(regions));
+    let mut scored = good.iter().zip(g.into_iter().zip(regions).zip(constraints));
     let res = cfg.resolution;
     checked
         .into_iter()
         .map(|c| {
             c?;
-            let (_, (question, found)) = scored.next().expect("one score per good item");
-            let global = combine(mode, question, found.coverage);
+            let (_, ((question, found), constraint)) =
+                scored.next().expect("one score per good item");
+            let global = combine(mode, question, found.coverage, constraint);
             let regions = found.regions;
             let boxes: Vec<reward_local::ScoredBox> = regions
                 .iter()
@@ -307,6 +377,7 @@ pub fn self_rewards(
                 global,
                 global_question: question,
                 coverage: found.coverage,
+                constraint,
                 kept: keep(global),
                 token_weights: reward_local::token_weights(&m, res, res, cfg.patch),
                 map: m,

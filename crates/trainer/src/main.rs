@@ -157,9 +157,13 @@ enum Command {
         /// Leave the region scores out of the map (ablation).
         #[arg(long)]
         no_local: bool,
-        /// Global score from the prompt-match answer alone (default: averaged with the phrase
-        /// coverage of the model's region names).
-        #[arg(long)]
+        /// How the global score is read: combined (the default: the prompt-match answer
+        /// averaged with the phrase coverage of the model's region names), question (the answer
+        /// alone) or constraints (one question per stated attribute and count).
+        #[arg(long, default_value = "combined")]
+        global: reward_global::GlobalMode,
+        /// The same as `--global question`.
+        #[arg(long, conflicts_with = "global")]
         question_only: bool,
         /// How region names become scores: greedy (the reference) or marginal_shape (the
         /// shape word's probabilities marginalised).
@@ -486,6 +490,7 @@ fn run(cli: Cli) -> Result<()> {
             map,
             no_global,
             no_local,
+            global,
             question_only,
             regions,
             top_k,
@@ -534,7 +539,7 @@ fn run(cli: Cli) -> Result<()> {
                 global: if question_only {
                     reward_global::GlobalMode::Question
                 } else {
-                    reward_global::GlobalMode::Combined
+                    global
                 },
                 regions,
             };

@@ -4,7 +4,9 @@
 //! Input folder: PNGs at the model's resolution and a `prompts.tsv` of `file<TAB>prompt`
 //! lines (`#` comments and blank lines skipped). Output folder: `rewards.jsonl`, one record per
 //! image (`image`, `prompt`, `global_score` with its two halves `global_question` and
-//! `coverage`, `kept`, `regions` with `bbox`, `phrase`, `score`, `why`, and `map` statistics), and `overlays/<image>.png`: the image beside its reward map
+//! `coverage` and, with `--global constraints`, the `constraint` score it is read from,
+//! `kept`, `regions` with `bbox`, `phrase`, `score`, `why`, and `map` statistics), and
+//! `overlays/<image>.png`: the image beside its reward map
 //! drawn over it (blue below 0, through dark at 0.5, to yellow at 1) with the boxes outlined
 //! (green +1, grey 0, red -1). Items with bad input are skipped and listed, never fatal.
 
@@ -83,6 +85,8 @@ struct Record<'a> {
     /// The prompt-match half of the global score, and the phrase coverage half.
     global_question: f32,
     coverage: Option<f32>,
+    /// The constraint score (with `--global constraints`).
+    constraint: Option<f32>,
     kept: bool,
     regions: &'a [reward_local::RegionScore],
     map: MapStats,
@@ -220,6 +224,7 @@ pub fn run(
                 global_score: r.global,
                 global_question: r.global_question,
                 coverage: r.coverage,
+                constraint: r.constraint,
                 kept: r.kept,
                 regions: &r.regions,
                 map: MapStats {

@@ -171,7 +171,8 @@ pub struct RewardSettings {
     pub use_global: bool,
     /// Use the region scores (off: `M = 1`).
     pub use_local: bool,
-    /// How the global score is read: `combined` or `question`.
+    /// How the global score is read: `combined`, `question` or `constraints`
+    /// ([`reward_global::GlobalMode`]).
     pub global: GlobalMode,
     /// Depth of the signed map below zero; must stay below `train.lambda`.
     pub beta: f32,

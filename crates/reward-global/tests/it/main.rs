@@ -13,9 +13,30 @@ fn the_score_is_the_renormalised_yes_no_margin() {
     assert_eq!(score_from(0.0, 0.0), 0.0);
     assert!(!keep(0.0) && keep(-0.01) && keep(1.0));
     use reward_global::{GlobalMode, combine};
-    assert!((combine(GlobalMode::Combined, 0.2, Some(1.0)) - 0.6).abs() < 1e-6);
-    assert_eq!(combine(GlobalMode::Question, 0.2, Some(1.0)), 0.2);
-    assert_eq!(combine(GlobalMode::Combined, 0.2, None), 0.2);
+    assert!((combine(GlobalMode::Combined, 0.2, Some(1.0), Some(-0.5)) - 0.6).abs() < 1e-6);
+    assert_eq!(
+        combine(GlobalMode::Question, 0.2, Some(1.0), Some(-0.5)),
+        0.2
+    );
+    assert_eq!(combine(GlobalMode::Combined, 0.2, None, None), 0.2);
+    assert_eq!(
+        combine(GlobalMode::Constraints, 0.2, Some(1.0), Some(-0.5)),
+        -0.5
+    );
+    assert_eq!(combine(GlobalMode::Constraints, 0.2, Some(1.0), None), 0.2);
+    for m in [
+        GlobalMode::Question,
+        GlobalMode::Combined,
+        GlobalMode::Constraints,
+    ] {
+        assert_eq!(m.name().parse::<GlobalMode>(), Ok(m));
+    }
+    assert!(
+        "coverage"
+            .parse::<GlobalMode>()
+            .unwrap_err()
+            .contains("constraints")
+    );
 }
 
 fn shipped() -> (umm_model::Umm, umm_model::UmmConfig) {
