@@ -230,3 +230,51 @@ fn the_shipped_model_gives_true_renders_a_higher_constraint_score() {
         "the true render scored higher in {true_higher} of 4"
     );
 }
+
+/// `self_rewards` in the constraints mode: g is the constraint score computed directly from the
+/// phrases' probabilities, or the prompt-match answer when the prompt states no object; the
+/// other modes ask no constraint questions.
+#[test]
+fn the_constraints_mode_reads_g_from_the_constraint_score() {
+    use reward_global::{
+        GlobalMode, RewardConfig, constraint_score, phrase_probabilities, self_rewards,
+    };
+    use reward_local::phrases::literal_phrases;
+    let (model, cfg) = shipped();
+    let tok = WordTokenizer::compworld();
+    let dev = Device::flex();
+    let text = "a red circle and two green squares";
+    let p = Prompt::parse(text).unwrap();
+    let img = render(
+        &sample_scene(&p.meaning, &p.text, &mut Rng::new(5)).unwrap(),
+        cfg.resolution,
+    );
+    let no_object = "a traffic light";
+    assert!(literal_phrases(no_object).is_empty());
+    let items = [(&img, text), (&img, no_object)];
+    let rc = RewardConfig {
+        global: GlobalMode::Constraints,
+        ..RewardConfig::default()
+    };
+    let r: Vec<_> = self_rewards(&model, &cfg, &tok, &items, &rc, &dev)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let phrases = literal_phrases(text);
+    let direct = phrase_probabilities(&model, &cfg, &tok, &[(&img, &phrases)], &dev).unwrap();
+    let c = constraint_score(&direct[0]).unwrap();
+    assert!((r[0].constraint.unwrap() - c).abs() < 1e-5);
+    assert!((r[0].global - c).abs() < 1e-5);
+    assert!(r[0].global != r[0].global_question);
+    assert_eq!(r[1].constraint, None);
+    assert_eq!(r[1].global, r[1].global_question);
+    let plain = self_rewards(
+        &model,
+        &cfg,
+        &tok,
+        &items[..1],
+        &RewardConfig::default(),
+        &dev,
+    );
+    assert_eq!(plain[0].as_ref().unwrap().constraint, None);
+}
