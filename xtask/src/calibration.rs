@@ -614,10 +614,9 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                 reward_global::GlobalMode::Combined => String::new(),
                 m => format!(" --global {}", m.name()),
             },
-            if a.regions == reward_local::RegionScoring::MarginalShape {
-                " --regions marginal_shape"
-            } else {
-                ""
+            match a.regions {
+                reward_local::RegionScoring::Greedy => String::new(),
+                r => format!(" --regions {}", r.name()),
             },
             a.out_json.display(),
             a.out_png.display()

@@ -184,7 +184,7 @@ enum Cmd {
         /// The same as `--global question`.
         #[arg(long, conflicts_with = "global")]
         question_only: bool,
-        /// How region names become scores: greedy (the reward's default) or marginal_shape.
+        /// How regions are scored: greedy (the reward's default), marginal_shape or questions.
         #[arg(long, default_value = "greedy")]
         regions: reward_local::RegionScoring,
         /// Output JSON.

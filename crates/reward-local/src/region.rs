@@ -118,18 +118,45 @@ pub enum RegionScoring {
     /// probable of the three decides: 0 stays 0, otherwise the score is `P(+1) - P(-1)`. A
     /// region whose greedy name is one too many keeps -1; a name without a shape keeps 0.
     MarginalShape,
+    /// Yes/no questions about the crop instead of its name: for each phrase of the prompt,
+    /// "is there a [colour] <shape> ?" (`p_full`) and "is there a <shape> ?" (`p_shape`), each
+    /// the renormalised yes. Over the phrases, `P(+1) = max p_full`, `P(-1) = max(max p_shape -
+    /// max p_full, 0)` (the shape without the attributes), `P(0) = 1 - max p_shape`; the most
+    /// probable of the three decides: 0 stays 0, otherwise the score is `P(+1) - P(-1)` (as
+    /// [`RegionScoring::MarginalShape`]). The greedy name is still read, for inspection and
+    /// the phrase coverage; counts ("one too many") are not judged.
+    Questions,
+}
+
+impl RegionScoring {
+    /// Every scoring.
+    pub const ALL: [RegionScoring; 3] = [
+        RegionScoring::Greedy,
+        RegionScoring::MarginalShape,
+        RegionScoring::Questions,
+    ];
+
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegionScoring::Greedy => "greedy",
+            RegionScoring::MarginalShape => "marginal_shape",
+            RegionScoring::Questions => "questions",
+        }
+    }
 }
 
 impl std::str::FromStr for RegionScoring {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "greedy" => Ok(RegionScoring::Greedy),
-            "marginal_shape" => Ok(RegionScoring::MarginalShape),
-            _ => Err(format!(
-                "unknown region scoring '{s}' (expected greedy or marginal_shape)"
-            )),
-        }
+        RegionScoring::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown region scoring '{s}' (expected greedy, marginal_shape or questions)"
+                )
+            })
     }
 }
 
@@ -292,6 +319,77 @@ pub fn score_regions(
     score_regions_with(model, cfg, tok, items, RegionScoring::Greedy, device)
 }
 
+/// [`RegionScoring::Questions`] of one region from its `(p_full, p_shape)` per phrase.
+pub fn question_score(per_phrase: &[(f32, f32)]) -> (f32, &'static str) {
+    let full = per_phrase.iter().map(|p| p.0).fold(0.0f32, f32::max);
+    let shape = per_phrase.iter().map(|p| p.1).fold(0.0f32, f32::max);
+    let (plus, minus, zero) = (full, (shape - full).max(0.0), 1.0 - shape);
+    if zero >= plus && zero >= minus {
+        (0.0, "shape not asked for")
+    } else if plus >= minus {
+        (plus - minus, "fits a phrase")
+    } else {
+        (plus - minus, "wrong attribute")
+    }
+}
+
+/// The [`RegionScoring::Questions`] score of every box of every item, in order.
+fn question_scores(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    items: &[(&Image, &str, &[BoxPx])],
+    phrases: &[Vec<Phrase>],
+    device: &Device,
+) -> Result<Vec<(f32, &'static str)>> {
+    let mut questions: Vec<(String, Image)> = Vec::new();
+    let mut shape: Vec<usize> = Vec::new(); // phrases per box
+    for ((img, _, boxes), ps) in items.iter().zip(phrases) {
+        for b in boxes.iter() {
+            let c = crop(img, b, cfg.resolution);
+            for p in ps {
+                let full = match p.colour {
+                    Some(col) => format!("{} {}", col.word(), p.shape.word()),
+                    None => p.shape.word().to_string(),
+                };
+                questions.push((is_there(&full), c.clone()));
+                questions.push((is_there(p.shape.word()), c.clone()));
+            }
+            shape.push(ps.len());
+        }
+    }
+    let answers = if questions.is_empty() {
+        Vec::new()
+    } else {
+        umm_model::understand::yes_no(model, cfg, tok, &questions, device)?
+    };
+    let yes = |(y, n): (f32, f32)| if y + n > 0.0 { y / (y + n) } else { 0.5 };
+    let mut a = answers.into_iter();
+    Ok(shape
+        .into_iter()
+        .map(|n| {
+            let per: Vec<(f32, f32)> = (0..n)
+                .map(|_| {
+                    let full = yes(a.next().expect("one answer per question"));
+                    let shape = yes(a.next().expect("one answer per question"));
+                    (full, shape)
+                })
+                .collect();
+            question_score(&per)
+        })
+        .collect())
+}
+
+/// "is there a red circle ?" / "is there an orange cross ?"
+fn is_there(what: &str) -> String {
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("is there {article} {what} ?")
+}
+
 /// [`score_regions`] with a choice of [`RegionScoring`].
 pub fn score_regions_with(
     model: &Umm,
@@ -314,7 +412,7 @@ pub fn score_regions_with(
         })
         .collect();
     let (names, shape_probs): (Vec<String>, Vec<Option<Vec<f32>>>) = match scoring {
-        RegionScoring::Greedy => {
+        RegionScoring::Greedy | RegionScoring::Questions => {
             let names = answer(model, cfg, tok, &questions, MAX_ANSWER_WORDS, device)?;
             let none = vec![None; names.len()];
             (names, none)
@@ -340,6 +438,11 @@ pub fn score_regions_with(
                 .unzip()
         }
     };
+    let asked = if scoring == RegionScoring::Questions {
+        Some(question_scores(model, cfg, tok, items, &phrases, device)?)
+    } else {
+        None
+    };
     let mut k = 0;
     Ok(items
         .iter()
@@ -347,8 +450,11 @@ pub fn score_regions_with(
         .map(|((_, _, boxes), phrases)| {
             let mine = &names[k..k + boxes.len()];
             let probs = &shape_probs[k..k + boxes.len()];
+            let mut scores = match &asked {
+                Some(a) => a[k..k + boxes.len()].to_vec(),
+                None => score_names_with(phrases, boxes, mine),
+            };
             k += boxes.len();
-            let mut scores = score_names_with(phrases, boxes, mine);
             for ((sc, name), p) in scores.iter_mut().zip(mine).zip(probs) {
                 if let Some(p) = p
                     && sc.1 != "one too many"

@@ -165,8 +165,8 @@ enum Command {
         /// The same as `--global question`.
         #[arg(long, conflicts_with = "global")]
         question_only: bool,
-        /// How region names become scores: greedy (the reference) or marginal_shape (the
-        /// shape word's probabilities marginalised).
+        /// How regions are scored: greedy (the reference), marginal_shape (the shape word's
+        /// probabilities marginalised) or questions (yes/no questions about each crop).
         #[arg(long, default_value = "greedy")]
         regions: reward_local::RegionScoring,
         /// Regions proposed per image.

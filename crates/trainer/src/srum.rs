@@ -182,10 +182,10 @@ pub struct RewardSettings {
     pub drop_zero_global: bool,
     /// Images scored per batch.
     pub batch: usize,
-    /// How region names become scores: `greedy` (the reference: the greedy name through the
-    /// table of `reward_local::region`) or `marginal_shape` (the shape word's probabilities
-    /// marginalised; `reward_local::RegionScoring`). Absent in run folders written before it:
-    /// greedy.
+    /// How regions are scored: `greedy` (the reference: the greedy name through the table of
+    /// `reward_local::region`), `marginal_shape` (the shape word's probabilities
+    /// marginalised) or `questions` (yes/no questions about each crop;
+    /// `reward_local::RegionScoring`). Absent in run folders written before it: greedy.
     #[serde(default)]
     pub regions: RegionScoring,
 }

@@ -222,3 +222,28 @@ fn a_marginal_shape_score_weighs_the_table_by_the_shape_probabilities() {
         None
     );
 }
+
+/// The questions scoring on hand-made answers: `(p_full, p_shape)` per phrase.
+#[test]
+fn a_question_score_weighs_full_and_shape_only_answers() {
+    use reward_local::region::question_score;
+    // One phrase: yes to "a red circle" 0.7, to "a circle" 0.9: P(+1) 0.7, P(-1) 0.2, P(0) 0.1.
+    let (s, why) = question_score(&[(0.7, 0.9)]);
+    assert!(
+        (s - 0.5).abs() < 1e-6 && why == "fits a phrase",
+        "{s} {why}"
+    );
+    // The shape without the colour: P(+1) 0.1, P(-1) 0.7, P(0) 0.2.
+    let (s, why) = question_score(&[(0.1, 0.8)]);
+    assert!(
+        (s + 0.6).abs() < 1e-6 && why == "wrong attribute",
+        "{s} {why}"
+    );
+    // No shape asked for is there: P(0) 0.8 decides.
+    assert_eq!(question_score(&[(0.05, 0.2)]), (0.0, "shape not asked for"));
+    // Two phrases: the best full match and the best shape match count (0.6 and 0.65).
+    let (s, _) = question_score(&[(0.6, 0.62), (0.1, 0.65)]);
+    assert!((s - 0.55).abs() < 1e-6, "{s}");
+    // No phrase at all: nothing is asked for.
+    assert_eq!(question_score(&[]), (0.0, "shape not asked for"));
+}
