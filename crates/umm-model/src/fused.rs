@@ -83,6 +83,76 @@ pub trait FusedOps: Backend {
         };
         Self::attention(q, k, v, None, Some(bias), options)
     }
+
+    /// Multi-head attention of packed projections `qkv: [b, s, 3 d]` (queries, keys and
+    /// values side by side, the queries not yet scaled) under the additive mask
+    /// `bias: [b or 1, 1, s, s]`. Returns `[b, s, d]`, the heads merged.
+    fn fused_packed_attention(
+        qkv: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        n_heads: usize,
+    ) -> FloatTensor<Self> {
+        let ([q, k, v], _) = unpack::<Self>(vec![qkv], n_heads);
+        merge_heads::<Self>(Self::fused_attention(q, k, v, bias))
+    }
+
+    /// [`FusedOps::fused_packed_attention`] of a sequence held as two segments, `first`
+    /// `[b, s_1, 3 d]` then `second` `[b, s_2, 3 d]` (each projected by its own weights);
+    /// `bias: [b or 1, 1, s_1 + s_2, s_1 + s_2]`. Returns `[b, s_1 + s_2, d]`.
+    fn fused_packed_attention2(
+        first: FloatTensor<Self>,
+        second: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        n_heads: usize,
+    ) -> FloatTensor<Self> {
+        let ([q, k, v], _) = unpack::<Self>(vec![first, second], n_heads);
+        merge_heads::<Self>(Self::fused_attention(q, k, v, bias))
+    }
+}
+
+/// Queries (scaled by `1 / sqrt(head_dim)`), keys and values `[b, heads, s, head_dim]` of the
+/// whole sequence from its packed segments (see [`FusedOps::fused_packed_attention`]), and
+/// the scale.
+fn unpack<B: Backend>(qkv: Vec<FloatTensor<B>>, n_heads: usize) -> ([FloatTensor<B>; 3], f32) {
+    let d = qkv[0].shape()[2] / 3;
+    let scale = 1.0 / ((d / n_heads) as f32).sqrt();
+    let part = |i: usize| {
+        let parts: Vec<FloatTensor<B>> = qkv
+            .iter()
+            .map(|t| narrow::<B>(t.clone(), 2, i * d, d))
+            .collect();
+        let whole = if parts.len() == 1 {
+            parts.into_iter().next().expect("one segment")
+        } else {
+            B::float_cat(parts, 1)
+        };
+        split_heads::<B>(whole, n_heads)
+    };
+    let q = B::float_mul_scalar(part(0), scale.into());
+    ([q, part(1), part(2)], scale)
+}
+
+/// `len` entries of `t` from `start` along `dim`.
+fn narrow<B: Backend>(t: FloatTensor<B>, dim: usize, start: usize, len: usize) -> FloatTensor<B> {
+    let mut slices = vec![burn::tensor::Slice::full(); t.shape().num_dims()];
+    slices[dim] = burn::tensor::Slice::new(start as isize, Some((start + len) as isize), 1);
+    B::float_slice(t, &slices)
+}
+
+/// `[b, s, d]` to heads `[b, heads, s, d / heads]`.
+fn split_heads<B: Backend>(t: FloatTensor<B>, n_heads: usize) -> FloatTensor<B> {
+    let [b, s, d] = t.shape().dims();
+    B::float_swap_dims(
+        B::float_reshape(t, [b, s, n_heads, d / n_heads].into()),
+        1,
+        2,
+    )
+}
+
+/// Heads `[b, heads, s, e]` to `[b, s, heads * e]`.
+fn merge_heads<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let [b, h, s, e] = t.shape().dims();
+    B::float_reshape(B::float_swap_dims(t, 1, 2), [b, s, h * e].into())
 }
 
 /// `softmax(q k^T + bias) v` from the backend's matmuls and softmax: (output, probabilities).
@@ -551,6 +621,99 @@ impl<B: Backend + FusedOps + AttentionKernels + NormKernels, C: CheckpointStrate
             OpsKind::UnTracked(prep) => prep.finish(B::fused_attention(q, k, v, bias)),
         }
     }
+
+    fn fused_packed_attention(
+        qkv: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        n_heads: usize,
+    ) -> FloatTensor<Self> {
+        packed_attention_autodiff::<B, C, 1>([qkv], bias, n_heads)
+    }
+
+    fn fused_packed_attention2(
+        first: FloatTensor<Self>,
+        second: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        n_heads: usize,
+    ) -> FloatTensor<Self> {
+        packed_attention_autodiff::<B, C, 2>([first, second], bias, n_heads)
+    }
+}
+
+/// [`FusedOps::fused_packed_attention`] on the autodiff backend over `N` segments: one node
+/// whose forward and backward are the inner backend's [`AttentionKernels`]. The gradient of
+/// each segment's packed projections is `[dq | dk | dv]` of its rows, so the model's QKV
+/// projection stays one matrix product forward and backward, with no slice of the
+/// activations (whose backward would zero-fill and scatter) on the way.
+fn packed_attention_autodiff<
+    B: Backend + FusedOps + AttentionKernels,
+    C: CheckpointStrategy,
+    const N: usize,
+>(
+    qkv: [FloatTensor<Autodiff<B, C>>; N],
+    bias: FloatTensor<Autodiff<B, C>>,
+    n_heads: usize,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct PackedAttention<const N: usize>;
+
+    impl<B: Backend + AttentionKernels, const N: usize> Backward<B, N> for PackedAttention<N> {
+        /// q (scaled), k, v, the mask, the output and the forward's auxiliary tensor; each
+        /// segment's length; the queries' scale.
+        type State = ([FloatTensor<B>; 6], [usize; N], f32);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, N>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let g = grads.consume::<B>(&ops.node);
+            let ([q, k, v, bias, out, aux], lens, scale) = ops.state;
+            let n_heads = q.shape()[1];
+            let g = split_heads::<B>(g, n_heads);
+            let [dq, dk, dv] = B::attention_backward(g, q, k, v, bias, out, aux);
+            let dq = B::float_mul_scalar(dq, scale.into());
+            let [dq, dk, dv] = [dq, dk, dv].map(merge_heads::<B>);
+            let mut start = 0;
+            for (node, len) in ops.parents.into_iter().zip(lens) {
+                if let Some(node) = node {
+                    let rows = |t: &FloatTensor<B>| {
+                        if N == 1 {
+                            t.clone()
+                        } else {
+                            narrow::<B>(t.clone(), 1, start, len)
+                        }
+                    };
+                    let d = B::float_cat(vec![rows(&dq), rows(&dk), rows(&dv)], 2);
+                    grads.register::<B>(node.id, d);
+                }
+                start += len;
+            }
+        }
+    }
+
+    let nodes = qkv.each_ref().map(|t| t.node());
+    let lens = qkv.each_ref().map(|t| t.shape()[1]);
+    let bias = bias.into_primitive();
+    let ([q, k, v], scale) = unpack::<B>(
+        qkv.into_iter().map(|t| t.into_primitive()).collect(),
+        n_heads,
+    );
+    match PackedAttention::<N>
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, aux) = B::attention_forward(q.clone(), k.clone(), v.clone(), bias.clone());
+            let y = merge_heads::<B>(out.clone());
+            prep.finish(([q, k, v, bias, out, aux], lens, scale), y)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(merge_heads::<B>(B::fused_attention(q, k, v, bias)))
+        }
+    }
 }
 
 /// `[..., d]` viewed as `[rows, d]`.
@@ -631,6 +794,26 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> T
         v.into_dispatch(),
         bias.into_dispatch(),
     ))
+}
+
+/// Multi-head attention of packed projections as one operation (see
+/// [`FusedOps::fused_packed_attention`]): `first` and `second` the sequence's segments in
+/// order, each `[b, s_i, 3 d]` with unscaled queries, `bias: [b or 1, 1, s, s]`; returns
+/// `[b, s, d]`.
+pub fn packed_attention(
+    first: Tensor<3>,
+    second: Option<Tensor<3>>,
+    bias: Tensor<4>,
+    n_heads: usize,
+) -> Tensor<3> {
+    type D = burn::backend::Dispatch;
+    let (first, bias) = (first.into_dispatch(), bias.into_dispatch());
+    Tensor::from_dispatch(match second {
+        None => <D as FusedOps>::fused_packed_attention(first, bias, n_heads),
+        Some(second) => {
+            <D as FusedOps>::fused_packed_attention2(first, second.into_dispatch(), bias, n_heads)
+        }
+    })
 }
 
 /// GELU (the exact, erf form) as one operation forward and backward: the inner backend's
@@ -760,6 +943,85 @@ mod tests {
     #[test]
     fn attention_matches_the_composite_on_libtorch() {
         attention_matches_the_composite_on(&Device::from(
+            burn::backend::libtorch::LibTorchDevice::Cpu,
+        ));
+    }
+
+    /// Packed attention over two segments and the same written out with burn's own ops
+    /// (slices of the projections, heads, scaled queries, masked softmax) agree: the output
+    /// and the gradients of both segments' packed projections, on `dev`; one segment alone
+    /// too, and the forward-only path.
+    fn packed_attention_matches_the_composite_on(dev: &Device) {
+        let dev = dev.clone().autodiff();
+        let (b, heads, s1, s2, d) = (2, 2, 5, 4, 8);
+        let s = s1 + s2;
+        let qkv1 = Tensor::<3>::random([b, s1, 3 * d], Distribution::Normal(0.0, 1.0), &dev);
+        let qkv2 = Tensor::<3>::random([b, s2, 3 * d], Distribution::Normal(0.0, 1.0), &dev);
+        // Every query keeps its first key; about a third of the rest are masked.
+        let mask = Tensor::<4>::random([b, 1, s, s], Distribution::Uniform(0.0, 1.0), &dev)
+            .greater_elem(0.66)
+            .float()
+            .slice_assign([0..b, 0..1, 0..s, 0..1], Tensor::zeros([b, 1, s, 1], &dev))
+            .mul_scalar(-1e9);
+        let w = Tensor::<3>::random([b, s, d], Distribution::Normal(0.0, 1.0), &dev);
+        let composite = |qkv: Tensor<3>, mask: Tensor<4>| {
+            let [b, s, _] = qkv.dims();
+            let heads_of = |i: usize| {
+                qkv.clone()
+                    .slice_dim(2, i * d..(i + 1) * d)
+                    .reshape([b, s, heads, d / heads])
+                    .swap_dims(1, 2)
+            };
+            let q = heads_of(0).div_scalar(((d / heads) as f32).sqrt());
+            let scores = q.matmul(heads_of(1).swap_dims(2, 3)) + mask;
+            let out = activation::softmax(scores, 3).matmul(heads_of(2));
+            out.swap_dims(1, 2).reshape([b, s, d])
+        };
+        let run = |packed: bool| {
+            let (a, c) = (qkv1.clone().require_grad(), qkv2.clone().require_grad());
+            let y = if packed {
+                packed_attention(a.clone(), Some(c.clone()), mask.clone(), heads)
+            } else {
+                composite(Tensor::cat(vec![a.clone(), c.clone()], 1), mask.clone())
+            };
+            let g = (y.clone() * w.clone()).sum().backward();
+            (y.inner(), [a.grad(&g).unwrap(), c.grad(&g).unwrap()])
+        };
+        let ((yp, gp), (yc, gc)) = (run(true), run(false));
+        let diff = |a: Tensor<3>, b: Tensor<3>| (a - b).abs().max().into_scalar::<f32>();
+        let dy = diff(yp.clone(), yc);
+        assert!(dy < 1e-5, "{dy}");
+        for (a, b) in gp.into_iter().zip(gc) {
+            // Every part of the packed gradient (queries, keys, values) is nonzero.
+            for i in 0..3 {
+                let part = a.clone().slice_dim(2, i * d..(i + 1) * d);
+                assert!(part.abs().max().into_scalar::<f32>() > 1e-2, "part {i}");
+            }
+            let g = diff(a, b);
+            assert!(g < 1e-4, "{g}");
+        }
+        // Forward only (the inference path), and one segment alone.
+        let inference = packed_attention(
+            qkv1.clone().inner(),
+            Some(qkv2.clone().inner()),
+            mask.clone().inner(),
+            heads,
+        );
+        assert!(diff(inference, yp) < 1e-5);
+        let m1 = mask.slice([0..b, 0..1, 0..s1, 0..s1]);
+        let one = packed_attention(qkv1.clone(), None, m1.clone(), heads);
+        assert!(diff(one, composite(qkv1, m1)) < 1e-5);
+    }
+
+    #[test]
+    fn packed_attention_matches_the_composite() {
+        packed_attention_matches_the_composite_on(&Device::flex());
+    }
+
+    #[cfg(feature = "tch")]
+    #[test]
+    fn packed_attention_matches_the_composite_on_libtorch() {
+        packed_attention_matches_the_composite_on(&Device::from(
             burn::backend::libtorch::LibTorchDevice::Cpu,
         ));
     }

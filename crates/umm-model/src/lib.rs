@@ -22,7 +22,7 @@ pub mod tokenizer;
 pub mod understand;
 
 pub use config::UmmConfig;
-pub use model::{Block, Umm, UmmInput, UmmOutput, attention, patchify, split_bias, unpatchify};
+pub use model::{Block, Umm, UmmInput, UmmOutput, attention, patchify, unpatchify};
 pub use tokenizer::{Tokenizer, WordTokenizer};
 
 /// Everything that can go wrong in umm-model. Messages are one line and name the culprit.

@@ -43,7 +43,7 @@ use burn::tensor::module::linear;
 
 use crate::UmmConfig;
 use crate::config::MIN_FLOW_TIME;
-use crate::fused::{attention as fused_attention, gelu, layer_norm, softmax};
+use crate::fused::{attention as fused_attention, gelu, layer_norm, packed_attention};
 use crate::tokenizer::{ANS, PAD};
 
 /// Per-expert weights of one layer.
@@ -149,24 +149,42 @@ impl Block {
         let s = x.dims()[1];
         let und = (split > 0).then(|| x.clone().slice_dim(1, 0..split));
         let gen_x = (split < s).then(|| x.slice_dim(1, split..s));
-        let (u, g) = self.forward_segments(und, gen_x, &split_bias(bias, split), None);
+        let (u, g) = self.forward_segments(und, gen_x, Some(&bias), None);
         Tensor::cat(u.into_iter().chain(g).collect(), 1)
     }
 
     /// The layer on the sequence kept as its two segments: the understanding tokens `und`
     /// (`[batch, split, d]`) and the generation tokens `gen_x` (`[batch, seq - split, d]`),
-    /// either possibly absent; `bias` holds the mask's rows of each segment (see
-    /// [`split_bias`]). Each segment's projections and MLP run on its own expert; only the keys
-    /// and values are joined, for the shared attention. Keeping the segments apart means the
-    /// backward pass never has to scatter a gradient into a slice of the whole sequence.
-    /// `gen_cond` is the time embedding `[batch, d]` that modulates the generation tokens when
-    /// the layer has adaLN ([`UmmConfig::gen_adaln`]); otherwise it is ignored.
+    /// either possibly absent; `bias` is the additive mask `[batch or 1, 1, seq, seq]` of the
+    /// whole sequence (`None`: every token sees every other). Each segment's projections and
+    /// MLP run on its own expert; the segments meet only in the shared attention, so the
+    /// backward pass never scatters a gradient into a slice of the whole sequence. How the
+    /// QKV projections reach the attention depends on the backend ([`packs_qkv`]). `gen_cond`
+    /// is the time embedding `[batch, d]` that modulates the generation tokens when the layer
+    /// has adaLN ([`UmmConfig::gen_adaln`]); otherwise it is ignored.
     pub fn forward_segments(
         &self,
         und: Option<Tensor<3>>,
         gen_x: Option<Tensor<3>>,
-        bias: &[Option<Tensor<4>>; 2],
+        bias: Option<&Tensor<4>>,
         gen_cond: Option<&Tensor<2>>,
+    ) -> (Option<Tensor<3>>, Option<Tensor<3>>) {
+        let device = und.as_ref().or(gen_x.as_ref()).expect("a segment").device();
+        let packed = packs_qkv(&device);
+        self.forward_segments_with(und, gen_x, bias, gen_cond, packed)
+    }
+
+    /// [`Block::forward_segments`] with the QKV path chosen: `packed` (one projection per
+    /// expert and one attention operation, [`Block::attention_packed`]) or sliced weights
+    /// ([`Block::attention_sliced`]). The two compute the same (a test checks outputs and
+    /// gradients); which is faster depends on the backend.
+    pub fn forward_segments_with(
+        &self,
+        und: Option<Tensor<3>>,
+        gen_x: Option<Tensor<3>>,
+        bias: Option<&Tensor<4>>,
+        gen_cond: Option<&Tensor<2>>,
+        packed: bool,
     ) -> (Option<Tensor<3>>, Option<Tensor<3>>) {
         let gen_e = self.gen_expert.as_ref().unwrap_or(&self.und);
         let experts = [&self.und, gen_e];
@@ -185,18 +203,89 @@ impl Block {
             None => y,
         };
         let xs = [und, gen_x];
-        let d = xs.iter().flatten().next().map_or(0, |x| x.dims()[2]);
-        let hd = d / self.n_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
-        // Queries (pre-scaled), keys and values of each segment, from slices of the packed
-        // QKV weights (slicing the small weights, not the activations).
-        let qkv: Vec<Option<[Tensor<3>; 3]>> = xs
+        let lens = xs.clone().map(|x| x.map_or(0, |x| x.dims()[1]));
+        // Each segment after its first norm.
+        let hs: Vec<Option<Tensor<3>>> = xs
+            .iter()
+            .zip(&mods)
+            .zip(experts)
+            .map(|((x, m), e)| Some(norm(&e.norm1, x.clone()?, m.as_ref().map(|m| &m[0]))))
+            .collect();
+        let s: usize = lens.iter().sum();
+        let device = xs.iter().flatten().next().expect("a segment").device();
+        let bias = match bias {
+            Some(bias) => bias.clone(),
+            None => Tensor::zeros([1, 1, s, s], &device),
+        };
+        let atts: [Option<Tensor<3>>; 2] = if packed {
+            self.attention_packed(&hs, experts, &lens, bias)
+        } else {
+            self.attention_sliced(&hs, experts, &lens, bias)
+        };
+        let mut out = [None, None];
+        for (j, ((x, e), att)) in xs.into_iter().zip(experts).zip(atts).enumerate() {
+            let (Some(x), Some(att)) = (x, att) else {
+                continue;
+            };
+            let m = mods[j].as_ref();
+            let x = x + gate(dense(&e.out, att), m.map(|m| &m[0]));
+            let h = norm(&e.norm2, x.clone(), m.map(|m| &m[1]));
+            let y = dense(&e.fc2, gelu(dense(&e.fc1, h)));
+            out[j] = Some(x + gate(y, m.map(|m| &m[1])));
+        }
+        let [u, g] = out;
+        (u, g)
+    }
+
+    /// Attention of the two segments (`hs`: each normalised, or absent) with their QKV
+    /// projections packed: one `[rows, d] x [d, 3 d]` product per expert and one
+    /// [`packed_attention`] over the whole sequence, whose output is cut back into the
+    /// segments. The libtorch path ([`packs_qkv`]).
+    fn attention_packed(
+        &self,
+        hs: &[Option<Tensor<3>>],
+        experts: [&Expert; 2],
+        lens: &[usize; 2],
+        bias: Tensor<4>,
+    ) -> [Option<Tensor<3>>; 2] {
+        let mut qkv = hs
             .iter()
             .zip(experts)
-            .zip(&mods)
-            .map(|((x, e), m)| {
-                x.as_ref().map(|x| {
-                    let h = norm(&e.norm1, x.clone(), m.as_ref().map(|m| &m[0]));
+            .filter_map(|(h, e)| Some(dense(&e.qkv, h.clone()?)));
+        let first = qkv.next().expect("at least one segment");
+        let att = packed_attention(first, qkv.next(), bias, self.n_heads); // [b, s, d]
+        let [b, s, d] = att.dims();
+        let mut start = 0;
+        [0, 1].map(|j| {
+            hs[j].as_ref()?;
+            let part = if lens[j] == s {
+                att.clone()
+            } else {
+                att.clone().slice([0..b, start..start + lens[j], 0..d])
+            };
+            start += lens[j];
+            Some(part)
+        })
+    }
+
+    /// Attention of the two segments with each segment's queries, keys and values from
+    /// slices of its expert's packed QKV weights (slicing the small weights, not the
+    /// activations) and the shared keys and values joined; each segment's queries attend
+    /// through its rows of the mask. The path of every backend but libtorch ([`packs_qkv`]).
+    fn attention_sliced(
+        &self,
+        hs: &[Option<Tensor<3>>],
+        experts: [&Expert; 2],
+        lens: &[usize; 2],
+        bias: Tensor<4>,
+    ) -> [Option<Tensor<3>>; 2] {
+        let d = hs.iter().flatten().next().map_or(0, |h| h.dims()[2]);
+        let scale = 1.0 / ((d / self.n_heads) as f32).sqrt();
+        let qkv: Vec<Option<[Tensor<3>; 3]>> = hs
+            .iter()
+            .zip(experts)
+            .map(|(h, e)| {
+                h.as_ref().map(|h| {
                     let w = e.qkv.weight.val();
                     let b = e.qkv.bias.as_ref().map(|b| b.val());
                     let part = |i: usize| {
@@ -216,25 +305,34 @@ impl Block {
             split_heads(Tensor::cat(parts, 1), self.n_heads)
         };
         let (k, v) = (joined(1), joined(2));
-        let mut out = [None, None];
-        for (j, (x, e)) in xs.into_iter().zip(experts).enumerate() {
-            let (Some(x), Some(p)) = (x, &qkv[j]) else {
-                continue;
-            };
+        let mut start = 0;
+        [0, 1].map(|j| {
+            let p = qkv[j].as_ref()?;
+            let rows = bias.clone().slice_dim(2, start..start + lens[j]);
+            start += lens[j];
             let q = split_heads(p[0].clone(), self.n_heads);
-            let att = match &bias[j] {
-                Some(bias) => fused_attention(q, k.clone(), v.clone(), bias.clone()),
-                None => softmax(q.matmul(k.clone().swap_dims(2, 3)), 3).matmul(v.clone()),
-            };
-            let att = merge_heads(att);
-            let m = mods[j].as_ref();
-            let x = x + gate(dense(&e.out, att), m.map(|m| &m[0]));
-            let h = norm(&e.norm2, x.clone(), m.map(|m| &m[1]));
-            let y = dense(&e.fc2, gelu(dense(&e.fc1, h)));
-            out[j] = Some(x + gate(y, m.map(|m| &m[1])));
-        }
-        let [u, g] = out;
-        (u, g)
+            Some(merge_heads(fused_attention(q, k.clone(), v.clone(), rows)))
+        })
+    }
+}
+
+/// Whether the layers pack their QKV projections ([`Block::attention_packed`]): on libtorch,
+/// where one wider matrix product and one attention call over the sequence save more than the
+/// copies that cut the output back into segments cost (tiny training step 1.8% faster, 12
+/// alternated rounds, 2026-12-06); on flex those copies cost more (2.5% slower), so every
+/// other backend slices the weights instead ([`Block::attention_sliced`]).
+fn packs_qkv(device: &Device) -> bool {
+    #[cfg(feature = "tch")]
+    {
+        matches!(
+            device.clone().inner().as_dispatch(),
+            burn::backend::DispatchDevice::LibTorch(_)
+        )
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        let _ = device;
+        false
     }
 }
 
@@ -267,32 +365,12 @@ fn merge_heads(t: Tensor<4>) -> Tensor<3> {
     t.swap_dims(1, 2).reshape([b, s, h * hd])
 }
 
-/// The rows of a mask `[batch, 1, seq, seq]` that belong to the queries of each segment
-/// (understanding `0..split`, generation `split..`), for [`Block::forward_segments`].
-pub fn split_bias(bias: Tensor<4>, split: usize) -> [Option<Tensor<4>>; 2] {
-    let s = bias.dims()[2];
-    [
-        (split > 0).then(|| bias.clone().slice_dim(2, 0..split)),
-        (split < s).then(|| bias.slice_dim(2, split..s)),
-    ]
-}
-
 /// Multi-head scaled dot-product attention of packed projections `qkv: [batch, seq, 3 d]`
 /// (queries, keys, values side by side) under an additive mask `bias: [batch, 1, seq, seq]`;
-/// returns `[batch, seq, d]`. (The model computes the same per segment, in
+/// returns `[batch, seq, d]`. (The model's layers run the same on their two segments, in
 /// [`Block::forward_segments`].)
 pub fn attention(qkv: Tensor<3>, n_heads: usize, bias: Tensor<4>) -> Tensor<3> {
-    let d = qkv.dims()[2] / 3;
-    let hd = d / n_heads;
-    let q = split_heads(qkv.clone().slice_dim(2, 0..d), n_heads);
-    let k = split_heads(qkv.clone().slice_dim(2, d..2 * d), n_heads);
-    let v = split_heads(qkv.slice_dim(2, 2 * d..3 * d), n_heads);
-    merge_heads(fused_attention(
-        q.div_scalar((hd as f32).sqrt()),
-        k,
-        v,
-        bias,
-    ))
+    packed_attention(qkv, None, bias, n_heads)
 }
 
 /// What the model is given. Every part but the text is optional.
@@ -441,7 +519,7 @@ impl Umm {
             // Every image token sees every other: no mask.
             for block in &self.und_encoder {
                 h = block
-                    .forward_segments(Some(h), None, &[None, None], None)
+                    .forward_segments(Some(h), None, None, None)
                     .0
                     .expect("und in");
             }
@@ -461,10 +539,9 @@ impl Umm {
         } else {
             Tensor::cat(parts, 1)
         }); // [b, t + nu, d]
-        let split = t + nu;
-        let bias = split_bias(attention_bias(&input.text, nu, ng), split); // rows of [b, 1, seq, seq]
+        let bias = attention_bias(&input.text, nu, ng); // [b, 1, seq, seq]
         for block in &self.blocks {
-            (xu, xg) = block.forward_segments(xu, xg, &bias, temb.as_ref());
+            (xu, xg) = block.forward_segments(xu, xg, Some(&bias), temb.as_ref());
         }
         let xu = xu.expect("the understanding segment always has the text");
         let und_hidden = (nu > 0).then(|| xu.clone().slice_dim(1, t..t + nu));
