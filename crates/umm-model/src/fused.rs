@@ -933,19 +933,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn attention_matches_the_composite() {
-        attention_matches_the_composite_on(&Device::flex());
+    /// A test on flex, and (with `tch`) the same on libtorch's CPU, where the fused
+    /// operations run libtorch's own kernels (flash attention, the layer norm's backward).
+    macro_rules! on_flex_and_libtorch {
+        ($check:ident, $flex:ident, $tch:ident) => {
+            #[test]
+            fn $flex() {
+                $check(&Device::flex());
+            }
+
+            #[cfg(feature = "tch")]
+            #[test]
+            fn $tch() {
+                $check(&Device::from(burn::backend::libtorch::LibTorchDevice::Cpu));
+            }
+        };
     }
 
-    /// On libtorch's CPU the fused attention runs libtorch's flash kernels.
-    #[cfg(feature = "tch")]
-    #[test]
-    fn attention_matches_the_composite_on_libtorch() {
-        attention_matches_the_composite_on(&Device::from(
-            burn::backend::libtorch::LibTorchDevice::Cpu,
-        ));
-    }
+    on_flex_and_libtorch!(
+        attention_matches_the_composite_on,
+        attention_matches_the_composite,
+        attention_matches_the_composite_on_libtorch
+    );
 
     /// Packed attention over two segments and the same written out with burn's own ops
     /// (slices of the projections, heads, scaled queries, masked softmax) agree: the output
@@ -1013,33 +1022,20 @@ mod tests {
         assert!(diff(one, composite(qkv1, m1)) < 1e-5);
     }
 
-    #[test]
-    fn packed_attention_matches_the_composite() {
-        packed_attention_matches_the_composite_on(&Device::flex());
-    }
+    on_flex_and_libtorch!(
+        packed_attention_matches_the_composite_on,
+        packed_attention_matches_the_composite,
+        packed_attention_matches_the_composite_on_libtorch
+    );
 
-    #[cfg(feature = "tch")]
-    #[test]
-    fn packed_attention_matches_the_composite_on_libtorch() {
-        packed_attention_matches_the_composite_on(&Device::from(
-            burn::backend::libtorch::LibTorchDevice::Cpu,
-        ));
-    }
+    on_flex_and_libtorch!(
+        layer_norm_matches_burns_on,
+        layer_norm_matches_burns,
+        layer_norm_matches_burns_on_libtorch
+    );
 
     /// The fused layer norm and burn's `LayerNorm` agree: values and the gradients of the
     /// input, the scale and the shift.
-    #[test]
-    fn layer_norm_matches_burns() {
-        layer_norm_matches_burns_on(&Device::flex());
-    }
-
-    /// On libtorch the backward is libtorch's own kernel, through its autograd.
-    #[cfg(feature = "tch")]
-    #[test]
-    fn layer_norm_matches_burns_on_libtorch() {
-        layer_norm_matches_burns_on(&Device::from(burn::backend::libtorch::LibTorchDevice::Cpu));
-    }
-
     fn layer_norm_matches_burns_on(dev: &Device) {
         let dev = dev.clone().autodiff();
         let mut norm = burn::nn::LayerNormConfig::new(6).init(&dev);
