@@ -105,10 +105,11 @@ pub fn fresh(cfg: &UmmConfig, device: &Device) -> Umm {
     init_model(cfg, INIT_SEED, device)
 }
 
-/// The optimiser of the race (burn's AdamW defaults: betas 0.9/0.999, eps 1e-5, weight
+/// The optimiser of the race (burn's AdamW defaults, updated in place on libtorch, see
+/// `umm_model::optim`: betas 0.9/0.999, eps 1e-5, weight
 /// decay 1e-4; learning rate `trainer::bench::BENCH_LR`).
 pub fn optimizer() -> ModuleOptimizer {
-    AdamWConfig::new().init()
+    umm_model::optim::adamw(&AdamWConfig::new())
 }
 
 /// One training step; returns the updated model and the loss before it.

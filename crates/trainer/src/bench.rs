@@ -98,7 +98,7 @@ pub fn time_steps(
     for (name, dev) in devices {
         let (ub, gb) = fixed_batches(cfg, batch, dev)?;
         let model = init_model(cfg, 0, dev);
-        let optim = AdamWConfig::new().init();
+        let optim = umm_model::optim::adamw(&AdamWConfig::new());
         state.push((name.clone(), ub, gb, Some(model), optim, Vec::new()));
     }
     for round in 0..=rounds {

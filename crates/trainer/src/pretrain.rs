@@ -731,10 +731,11 @@ pub fn pretrain(
     let t = &cfg.train;
 
     // Start fresh, or pick up weights, optimiser, step and data stream from a checkpoint.
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(t.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip)))
-        .init();
+    let mut optim = umm_model::optim::adamw(
+        &AdamWConfig::new()
+            .with_weight_decay(t.weight_decay)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip))),
+    );
     let resume_from = run.latest_checkpoint().filter(|_| opts.resume);
     let (mut model, start, rng) = match &resume_from {
         Some(ckpt) => {

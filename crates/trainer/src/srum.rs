@@ -1232,11 +1232,12 @@ fn train_round(
             pool.records.len()
         )));
     }
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(t.beta1)
-        .with_beta_2(t.beta2)
-        .with_weight_decay(t.weight_decay)
-        .init();
+    let mut optim = umm_model::optim::adamw(
+        &AdamWConfig::new()
+            .with_beta_1(t.beta1)
+            .with_beta_2(t.beta2)
+            .with_weight_decay(t.weight_decay),
+    );
     let resume_from = run.round_checkpoints(r).pop();
     let mut acc = [0.0f64; 5]; // loss, weighted, plain, reward, grad norm
     let mut n_acc = 0u32;

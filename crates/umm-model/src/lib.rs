@@ -9,7 +9,8 @@
 //! - [`checkpoint`]: safetensors weights plus a TOML sidecar, written atomically, checked on load;
 //! - [`sampler`]: Euler and Heun rectified-flow integration with classifier-free guidance;
 //! - [`understand`]: asking the model about images (question format, greedy answers, yes/no
-//!   probabilities), the one way training, evaluation and the self-rewards ask.
+//!   probabilities), the one way training, evaluation and the self-rewards ask;
+//! - [`optim`]: burn's AdamW, with an in-place update on libtorch.
 //!
 //! **Invariant:** umm-model knows nothing about rewards or the benchmark oracle.
 
@@ -17,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod fused;
 pub mod model;
+pub mod optim;
 pub mod sampler;
 pub mod tokenizer;
 pub mod understand;
