@@ -56,7 +56,8 @@ fn equivalent(kind: DeviceKind, reference: DeviceKind) {
                 lg.clone().into_scalar::<f32>(),
             ];
             let grads = GradientsParams::from_grads((lu + lg).backward(), &model);
-            let model = AdamWConfig::new().init().step(1e-3, model, grads);
+            // The project's optimiser: burn's AdamW, updated in place on libtorch.
+            let model = umm_model::optim::adamw(&AdamWConfig::new()).step(1e-3, model, grads);
             let after = [
                 und_loss(&model, &ub).into_scalar::<f32>(),
                 gen_loss(&model, &gb, trainer::pretrain::DEFAULT_LOW_T_FLOOR).into_scalar::<f32>(),
