@@ -92,7 +92,9 @@ impl Optimizer for InPlaceAdamW {
 #[cfg(feature = "tch")]
 mod libtorch {
     use burn::backend::libtorch::TchTensor;
-    use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
+    use burn::backend::{
+        BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
+    };
     use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate};
     use burn::prelude::*;
 
@@ -108,9 +110,9 @@ mod libtorch {
 
     /// The libtorch tensor behind `t` (a libtorch tensor), to be written in place: `t`'s own
     /// memory when nothing else holds it, else a copy; and `t`'s autodiff context.
-    fn take<const D: usize>(t: Tensor<D>) -> (tch::Tensor, DispatchTensor) {
-        let d = t.into_dispatch();
-        let DispatchTensorKind::LibTorch(BackendTensor::Float(x)) = &d.kind else {
+    fn take<const D: usize>(t: Tensor<D>) -> (tch::Tensor, DispatchAutodiffContext) {
+        let DispatchTensor { kind, autodiff } = t.into_dispatch();
+        let DispatchTensorKind::LibTorch(BackendTensor::Float(x)) = kind else {
             unreachable!("a libtorch tensor")
         };
         let own = if x.can_mut() {
@@ -118,14 +120,14 @@ mod libtorch {
         } else {
             x.tensor.copy()
         };
-        (own, d)
+        (own, autodiff)
     }
 
-    /// `x` as a tensor of `like`'s backend and autodiff context.
-    fn wrap<const D: usize>(x: tch::Tensor, like: &DispatchTensor) -> Tensor<D> {
+    /// `x` as a libtorch tensor with the autodiff context `autodiff`.
+    fn wrap<const D: usize>(x: tch::Tensor, autodiff: DispatchAutodiffContext) -> Tensor<D> {
         Tensor::from_dispatch(DispatchTensor {
             kind: DispatchTensorKind::LibTorch(BackendTensor::Float(TchTensor::new(x))),
-            autodiff: like.autodiff.clone(),
+            autodiff,
         })
     }
 
@@ -145,7 +147,7 @@ mod libtorch {
             panic!("the gradient of a libtorch parameter is on libtorch")
         };
         let g = &g.tensor;
-        let (mut p, like) = take(tensor);
+        let (mut p, autodiff) = take(tensor);
         let (b1, b2) = (h.beta_1 as f64, h.beta_2 as f64);
         let (mut m, mut v, time) = match state {
             Some(s) => (
@@ -166,8 +168,8 @@ mod libtorch {
         let _ = d.g_mul_scalar_(-bc1 / (lr * bc2.sqrt()));
         let _ = d.g_add_scalar_(-(h.epsilon as f64) * bc1 / lr);
         let _ = p.addcdiv_(&m, &d);
-        let momentum = AdaptiveMomentumState::new(time, wrap(m, &like), wrap(v, &like));
-        (wrap(p, &like), Some(AdamWState::new(momentum)))
+        let momentum = AdaptiveMomentumState::new(time, wrap(m, autodiff), wrap(v, autodiff));
+        (wrap(p, autodiff), Some(AdamWState::new(momentum)))
     }
 }
 
