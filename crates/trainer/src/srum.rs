@@ -188,6 +188,17 @@ pub struct RewardSettings {
     /// `reward_local::RegionScoring`). Absent in run folders written before it: greedy.
     #[serde(default)]
     pub regions: RegionScoring,
+    /// Share of a round's scored candidates to train on, those with the highest global score
+    /// (a rank-based threshold): when below 1, every g of the round is re-centred at the
+    /// threshold between the kept and the rest (`g - tau`, clamped to [-1, 1]) before its map
+    /// is built, so with the `binary` map exactly the top share has weight, whatever the scale
+    /// of g. 1: off (absent in run folders written before it).
+    #[serde(default = "keep_all")]
+    pub keep_top: f32,
+}
+
+fn keep_all() -> f32 {
+    1.0
 }
 
 impl RewardSettings {
@@ -332,6 +343,7 @@ impl Default for SrumConfig {
                 drop_zero_global: true,
                 regions: RegionScoring::Greedy,
                 batch: 32,
+                keep_top: 1.0,
             },
             train: PostTrainConfig {
                 steps_per_round: 300,
@@ -415,6 +427,9 @@ impl SrumConfig {
         }
         if t.lora_rank > 0 && !(t.lora_alpha.is_finite() && t.lora_alpha > 0.0) {
             return bad("train.lora_alpha must be > 0");
+        }
+        if !(self.reward.keep_top > 0.0 && self.reward.keep_top <= 1.0) {
+            return bad("reward.keep_top must be in (0, 1]");
         }
         if self.samples.images_per_prompt == 0 {
             return bad("samples.images_per_prompt must be >= 1");
@@ -788,6 +803,11 @@ fn make_pool(
             b.set_position(done as u64);
         }
         b.finish_and_clear();
+        if cfg.reward.keep_top < 1.0 {
+            let rc = cfg.reward.reward_config(cfg.train.lambda);
+            let tau = keep_top(&mut records, cfg.reward.keep_top, &rc.map, mcfg);
+            tracing::info!(round = r, threshold = tau, "global scores re-centred (reward.keep_top)");
+        }
         write_overlays(&dir, &images, &records)?;
     }
     let reward_s = t1.elapsed().as_secs_f64();
@@ -805,6 +825,59 @@ fn make_pool(
         generate_s,
         reward_s,
     })
+}
+
+/// `reward.keep_top`: keeps the share `q` of the scored records with the highest g and rebuilds
+/// every scored record's map from `g - tau` (clamped to [-1, 1]), `tau` halfway between the
+/// lowest kept g and the highest g left out. Records keep their own g; the regions are read
+/// back from the record. Returns `tau` (`None` when nothing was scored).
+fn keep_top(
+    records: &mut [CandidateRecord],
+    q: f32,
+    map: &reward_local::MapConfig,
+    mcfg: &UmmConfig,
+) -> Option<f32> {
+    let mut g: Vec<f32> = records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .filter_map(|r| r.global)
+        .collect();
+    if g.is_empty() {
+        return None;
+    }
+    g.sort_by(|a, b| b.total_cmp(a));
+    let k = ((q * g.len() as f32).round() as usize).clamp(1, g.len());
+    let tau = if k == g.len() {
+        g[k - 1] - 1e-3
+    } else {
+        (g[k - 1] + g[k]) / 2.0
+    };
+    let res = mcfg.resolution;
+    for rec in records.iter_mut().filter(|r| r.error.is_none()) {
+        let Some(global) = rec.global else { continue };
+        let boxes: Vec<reward_local::ScoredBox> = rec
+            .regions
+            .as_ref()
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| {
+                        let b = r.get("bbox")?.as_array()?;
+                        let c = |i: usize| b.get(i).and_then(|x| x.as_f64()).map(|x| x as f32);
+                        Some(reward_local::ScoredBox {
+                            bbox: [c(0)?, c(1)?, c(2)?, c(3)?],
+                            score: r.get("score")?.as_f64()? as f32,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shifted = (global - tau).clamp(-1.0, 1.0);
+        let m = reward_local::reward_map(res, res, shifted, &boxes, map);
+        rec.token_weights = Some(reward_local::token_weights(&m, res, res, mcfg.patch));
+        rec.kept = global > tau;
+    }
+    Some(tau)
 }
 
 /// Reads back a round's candidates (`None` if the phase did not finish).
@@ -1576,4 +1649,74 @@ pub fn run(
         model,
         rounds: stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reward_local::{MapConfig, MapMode};
+
+    fn record(global: Option<f32>, regions: serde_json::Value, error: bool) -> CandidateRecord {
+        CandidateRecord {
+            index: 0,
+            file: String::new(),
+            prompt: "a red circle".into(),
+            category: "color".into(),
+            seed: 0,
+            global,
+            kept: !error,
+            regions: Some(regions),
+            token_weights: Some(vec![9.0]),
+            error: error.then(|| "bad".into()),
+        }
+    }
+
+    #[test]
+    fn keep_top_trains_on_the_top_share_and_recentres_g() {
+        let mcfg = UmmConfig::tiny(); // 32 x 32 pixels, 4 x 4 patches: 8 x 8 tokens
+        assert_eq!((mcfg.resolution, mcfg.patch), (32, 4));
+        let top_left_right = serde_json::json!([{"bbox": [0.0, 0.0, 4.0, 4.0], "score": 1.0,
+            "area": 16, "phrase": "red circle", "why": "match"}]);
+        let records = vec![
+            record(Some(0.3), top_left_right, false),
+            record(Some(-0.2), serde_json::json!([]), false),
+            record(Some(-0.6), serde_json::json!([]), false),
+            record(Some(0.9), serde_json::json!([]), false),
+            record(Some(5.0), serde_json::json!([]), true), // errors are neither ranked nor changed
+        ];
+        let map = |mode| MapConfig {
+            mode,
+            lambda: 0.0,
+            ..MapConfig::default()
+        };
+
+        // Binary map: the top half (g = 0.9 and 0.3) keeps its weight, whatever the sign of g.
+        let mut r = records.clone();
+        let tau = keep_top(&mut r, 0.5, &map(MapMode::Binary), &mcfg).unwrap();
+        assert!((tau - 0.05).abs() < 1e-6, "tau {tau}");
+        let kept: Vec<bool> = r.iter().map(|x| x.kept).collect();
+        assert_eq!(kept, [true, false, false, true, false]);
+        let w0 = r[0].token_weights.as_ref().unwrap();
+        assert_eq!(w0.len(), 64);
+        assert_eq!(w0[0], 1.0, "the right region's token");
+        assert!(w0[1..].iter().all(|&w| w == 0.5), "the rest of a kept image");
+        assert!(r[1].token_weights.as_ref().unwrap().iter().all(|&w| w == 0.0));
+        assert_eq!(r[4].token_weights, Some(vec![9.0]));
+        assert_eq!(r[4].global, Some(5.0), "records keep their own g");
+
+        // Unit map: g - tau is what the map sees: (0.9 - 0.05 + 1) / 2 * 0.5.
+        let mut r = records.clone();
+        keep_top(&mut r, 0.5, &map(MapMode::Unit), &mcfg).unwrap();
+        let w3 = r[3].token_weights.as_ref().unwrap();
+        assert!(w3.iter().all(|&w| (w - 0.4625).abs() < 1e-6), "{}", w3[0]);
+
+        // A quarter of four: only the best; everything kept when the share rounds to all.
+        let mut r = records.clone();
+        keep_top(&mut r, 0.25, &map(MapMode::Binary), &mcfg).unwrap();
+        assert_eq!(r.iter().filter(|x| x.kept).count(), 1);
+        assert!(r[3].kept);
+        let mut r = records.clone();
+        keep_top(&mut r, 0.99, &map(MapMode::Binary), &mcfg).unwrap();
+        assert_eq!(r.iter().filter(|x| x.kept).count(), 4);
+    }
 }
