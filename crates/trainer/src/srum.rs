@@ -806,7 +806,11 @@ fn make_pool(
         if cfg.reward.keep_top < 1.0 {
             let rc = cfg.reward.reward_config(cfg.train.lambda);
             let tau = keep_top(&mut records, cfg.reward.keep_top, &rc.map, mcfg);
-            tracing::info!(round = r, threshold = tau, "global scores re-centred (reward.keep_top)");
+            tracing::info!(
+                round = r,
+                threshold = tau,
+                "global scores re-centred (reward.keep_top)"
+            );
         }
         write_overlays(&dir, &images, &records)?;
     }
@@ -1699,8 +1703,17 @@ mod tests {
         let w0 = r[0].token_weights.as_ref().unwrap();
         assert_eq!(w0.len(), 64);
         assert_eq!(w0[0], 1.0, "the right region's token");
-        assert!(w0[1..].iter().all(|&w| w == 0.5), "the rest of a kept image");
-        assert!(r[1].token_weights.as_ref().unwrap().iter().all(|&w| w == 0.0));
+        assert!(
+            w0[1..].iter().all(|&w| w == 0.5),
+            "the rest of a kept image"
+        );
+        assert!(
+            r[1].token_weights
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|&w| w == 0.0)
+        );
         assert_eq!(r[4].token_weights, Some(vec![9.0]));
         assert_eq!(r[4].global, Some(5.0), "records keep their own g");
 

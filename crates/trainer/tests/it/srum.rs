@@ -295,6 +295,21 @@ fn configs_round_trip_and_unsafe_ones_are_refused() {
         "beta",
     );
     bad(&|c| c.train.lambda = -1.0, "lambda");
+    bad(&|c| c.reward.keep_top = 0.0, "keep_top");
+    bad(&|c| c.reward.keep_top = 1.5, "keep_top");
+    // Run folders written before `reward.keep_top` existed read as "keep every candidate".
+    let old = c.to_toml().replace("keep_top = 1.0\n", "");
+    assert!(!old.contains("keep_top"));
+    let mut edited = c.clone();
+    edited.reward.keep_top = 0.5;
+    assert_eq!(
+        SrumConfig::from_toml(&edited.to_toml())
+            .unwrap()
+            .reward
+            .keep_top,
+        0.5
+    );
+    assert_eq!(SrumConfig::from_toml(&old).unwrap(), c);
     let e = SrumConfig::from_toml(&c.to_toml().replace("rounds = 1", "rounds = 1\nround = 2"))
         .unwrap_err()
         .to_string();
