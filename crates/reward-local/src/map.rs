@@ -92,7 +92,7 @@ impl MapConfig {
 }
 
 /// A region and its score in [-1, 1], in pixel coordinates `[x0, y0, x1, y1]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScoredBox {
     pub bbox: [f32; 4],
     pub score: f32,

@@ -804,7 +804,6 @@ fn make_pool(
         }
         b.finish_and_clear();
         if cfg.reward.keep_top < 1.0 {
-            let rc = cfg.reward.reward_config(cfg.train.lambda);
             let tau = keep_top(&mut records, cfg.reward.keep_top, &rc.map, mcfg);
             tracing::info!(
                 round = r,
@@ -859,22 +858,11 @@ fn keep_top(
     let res = mcfg.resolution;
     for rec in records.iter_mut().filter(|r| r.error.is_none()) {
         let Some(global) = rec.global else { continue };
+        // A stored region carries more than a box and a score; the rest is ignored.
         let boxes: Vec<reward_local::ScoredBox> = rec
             .regions
-            .as_ref()
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| {
-                        let b = r.get("bbox")?.as_array()?;
-                        let c = |i: usize| b.get(i).and_then(|x| x.as_f64()).map(|x| x as f32);
-                        Some(reward_local::ScoredBox {
-                            bbox: [c(0)?, c(1)?, c(2)?, c(3)?],
-                            score: r.get("score")?.as_f64()? as f32,
-                        })
-                    })
-                    .collect()
-            })
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         let shifted = (global - tau).clamp(-1.0, 1.0);
         let m = reward_local::reward_map(res, res, shifted, &boxes, map);
