@@ -430,7 +430,8 @@ fn composite_layer_norm_backward<B: Backend>(
 
 /// libtorch's own layer norm backward (one fused kernel for the three gradients, as PyTorch
 /// runs it), reached through libtorch's autograd: the forward runs on leaves that track
-/// gradients, and the backward asks for the gradients of `sum(y * g)`.
+/// gradients, and the backward asks for the gradients of the dot product of `y` and `g`
+/// (flattened): autograd hands `y` the gradient `g` and runs libtorch's layer-norm backward.
 #[cfg(feature = "tch")]
 impl NormKernels for burn::backend::LibTorch {
     fn layer_norm_forward(
@@ -468,7 +469,9 @@ impl NormKernels for burn::backend::LibTorch {
         let [y, xl, gl, bl, ..] = &saved[..] else {
             unreachable!("layer_norm_forward saves seven tensors")
         };
-        let target = (&y.tensor * &g.tensor).sum(tch::Kind::Float);
+        // One reduction over both tensors (a dot product) rather than a product written out
+        // and then summed: its backward hands `y` the gradient `g` in one pass.
+        let target = y.tensor.reshape([-1]).dot(&g.tensor.reshape([-1]));
         let grads = tch::Tensor::run_backward(
             &[target],
             &[&xl.tensor, &gl.tensor, &bl.tensor],
