@@ -486,6 +486,10 @@ pub struct RoundStats {
     pub train_s: f64,
     pub steps: u64,
     pub final_loss: f32,
+    /// The threshold `tau` on g of `reward.keep_top` (SRUM with `keep_top < 1`; absent in run
+    /// folders written before it was recorded).
+    #[serde(default)]
+    pub keep_top_threshold: Option<f32>,
 }
 
 /// One line of `candidates.jsonl`.
@@ -518,6 +522,8 @@ pub struct Pool {
     pub images: Vec<Image>,
     pub generate_s: f64,
     pub reward_s: f64,
+    /// The threshold `tau` of `reward.keep_top`, when it acted.
+    pub keep_top_threshold: Option<f32>,
 }
 
 impl Pool {
@@ -770,6 +776,7 @@ fn make_pool(
     );
 
     let t1 = Instant::now();
+    let mut keep_top_threshold = None;
     if cfg.method == Method::Srum {
         let rc = cfg.reward.reward_config(cfg.train.lambda);
         let b = bar(images.len() as u64, "self-reward", "images", progress);
@@ -805,6 +812,7 @@ fn make_pool(
         b.finish_and_clear();
         if cfg.reward.keep_top < 1.0 {
             let tau = keep_top(&mut records, cfg.reward.keep_top, &rc.map, mcfg);
+            keep_top_threshold = tau;
             tracing::info!(
                 round = r,
                 threshold = tau,
@@ -819,7 +827,11 @@ fn make_pool(
         text.push_str(&serde_json::to_string(rec).expect("records serialise"));
         text.push('\n');
     }
-    let timing = serde_json::json!({"generate_s": generate_s, "reward_s": reward_s});
+    let timing = serde_json::json!({
+        "generate_s": generate_s,
+        "reward_s": reward_s,
+        "keep_top_threshold": keep_top_threshold,
+    });
     write_atomic(&dir.join("pool-timing.json"), timing.to_string().as_bytes())?;
     write_atomic(&dir.join("candidates.jsonl"), text.as_bytes())?;
     Ok(Pool {
@@ -827,6 +839,7 @@ fn make_pool(
         images,
         generate_s,
         reward_s,
+        keep_top_threshold,
     })
 }
 
@@ -898,6 +911,7 @@ fn read_pool(run: &SrumRun, r: u32, resolution: usize) -> Result<Option<Pool>> {
         images,
         generate_s: timing["generate_s"].as_f64().unwrap_or(0.0),
         reward_s: timing["reward_s"].as_f64().unwrap_or(0.0),
+        keep_top_threshold: timing["keep_top_threshold"].as_f64().map(|x| x as f32),
     }))
 }
 
@@ -1477,6 +1491,7 @@ fn stats_of(cfg: &SrumConfig, r: u32, prompts: usize, pool: &Pool) -> RoundStats
         train_s: 0.0,
         steps: cfg.train.steps_per_round,
         final_loss: f32::NAN,
+        keep_top_threshold: pool.keep_top_threshold,
     }
 }
 
@@ -1485,11 +1500,11 @@ fn write_rounds_csv(run: &SrumRun, stats: &[RoundStats]) -> Result<()> {
     let mut text = String::from(
         "round,method,prompts,candidates,trained_on,reward_errors,mean_global,frac_global_positive,\
          mean_weight,regions_per_image,frac_regions_positive,frac_regions_negative,generate_s,\
-         reward_s,train_s,steps,final_loss\n",
+         reward_s,train_s,steps,final_loss,keep_top_threshold\n",
     );
     for s in stats {
         text.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{:.5}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{:.5},{}\n",
             s.round,
             s.method.name(),
             s.prompts,
@@ -1506,7 +1521,8 @@ fn write_rounds_csv(run: &SrumRun, stats: &[RoundStats]) -> Result<()> {
             s.reward_s,
             s.train_s,
             s.steps,
-            s.final_loss
+            s.final_loss,
+            opt(s.keep_top_threshold)
         ));
     }
     write_atomic(&run.rounds_csv(), text.as_bytes())
@@ -1719,5 +1735,75 @@ mod tests {
         let mut r = records.clone();
         keep_top(&mut r, 0.99, &map(MapMode::Binary), &mcfg).unwrap();
         assert_eq!(r.iter().filter(|x| x.kept).count(), 4);
+    }
+
+    /// The round's statistics and `rounds.csv` carry the threshold that `keep_top` chose, and
+    /// count only the candidates it kept.
+    #[test]
+    fn rounds_csv_records_the_keep_top_threshold() {
+        let mcfg = UmmConfig::tiny();
+        let mut records: Vec<CandidateRecord> = [0.3, -0.2, -0.6, 0.9]
+            .into_iter()
+            .map(|g| record(Some(g), serde_json::json!([]), false))
+            .collect();
+        let map = MapConfig {
+            mode: MapMode::Binary,
+            lambda: 0.0,
+            ..MapConfig::default()
+        };
+        let tau = keep_top(&mut records, 0.5, &map, &mcfg);
+        let pool = Pool {
+            images: vec![Image::filled(32, 32, [0.0; 3]); records.len()],
+            records,
+            generate_s: 1.0,
+            reward_s: 2.0,
+            keep_top_threshold: tau,
+        };
+        let cfg = SrumConfig::default();
+        let stats = stats_of(&cfg, 1, 4, &pool);
+        assert_eq!(stats.trained_on, 2);
+        assert_eq!(
+            stats.mean_global,
+            Some(0.6),
+            "the mean of the kept g (0.9, 0.3)"
+        );
+        assert_eq!(stats.keep_top_threshold, tau);
+        let off = stats_of(
+            &cfg,
+            1,
+            4,
+            &Pool {
+                keep_top_threshold: None,
+                ..pool
+            },
+        );
+        let dir = std::env::temp_dir().join(format!("srum-rounds-csv-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let run = SrumRun(dir.clone());
+        write_rounds_csv(&run, &[stats.clone(), off]).unwrap();
+        let text = fs::read_to_string(run.rounds_csv()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(",final_loss,keep_top_threshold"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].ends_with(",0.0500"), "{}", lines[1]);
+        assert!(
+            lines[2].ends_with(','),
+            "no threshold when it did not act: {}",
+            lines[2]
+        );
+        // A stats.json written before the field existed reads as no threshold (a finished
+        // round's stats.json has its final loss).
+        let finished = RoundStats {
+            final_loss: 0.5,
+            ..stats
+        };
+        let mut old = serde_json::to_value(&finished).unwrap();
+        old.as_object_mut().unwrap().remove("keep_top_threshold");
+        let back: RoundStats = serde_json::from_value(old).unwrap();
+        assert_eq!(back.keep_top_threshold, None);
+        fs::remove_dir_all(&dir).ok();
     }
 }
