@@ -874,8 +874,8 @@ fn keep_top(
         // A stored region carries more than a box and a score; the rest is ignored.
         let boxes: Vec<reward_local::ScoredBox> = rec
             .regions
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok())
+            .as_ref()
+            .and_then(|v| Vec::deserialize(v).ok())
             .unwrap_or_default();
         let shifted = (global - tau).clamp(-1.0, 1.0);
         let m = reward_local::reward_map(res, res, shifted, &boxes, map);
