@@ -61,7 +61,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use compworld::render::contact_sheet;
 use compworld::splits::load_split;
-use compworld::{Category, Image, Prompt, Rng};
+use compworld::{Category, Image, Prompt, Rng, Scene, render, sample_scene};
 use indicatif::{ProgressBar, ProgressStyle};
 use reward_global::{GlobalMode, RewardConfig, self_rewards};
 use reward_local::{MapConfig, MapMode, ProposerConfig, RegionScoring};
@@ -120,6 +120,21 @@ pub enum TimeSampling {
     LogitNormal,
     /// `t ~ U(0.001, 1)` (what pretraining used).
     Uniform,
+}
+
+/// Where a round's candidate images come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CandidateSource {
+    /// The current model's own samples (SRUM and its SFT baseline).
+    #[default]
+    Model,
+    /// A diagnostic, not SRUM: compworld's true render of each training prompt (a scene drawn
+    /// from the prompt's meaning with the candidate's seed). Training on these is supervised
+    /// training on the ground truth of the same prompts, with the same steps and optimiser: the
+    /// ceiling a perfect reward filter could give this procedure. No oracle is involved (the
+    /// scene is the prompt's meaning, drawn by compworld's sampler as pretraining draws it).
+    Renders,
 }
 
 /// Where the training prompts come from.
@@ -304,6 +319,10 @@ pub struct SrumConfig {
     pub rounds: u32,
     /// Images generated per prompt and round.
     pub candidates_per_prompt: usize,
+    /// `model` (the default: the model's own samples) or `renders` (a diagnostic: compworld's
+    /// true renders of the prompts; see [`CandidateSource`]).
+    #[serde(default)]
+    pub candidates: CandidateSource,
     pub prompts: PromptConfig,
     pub sampler: SamplerSettings,
     pub reward: RewardSettings,
@@ -323,6 +342,7 @@ impl Default for SrumConfig {
             base: DEFAULT_BASE.into(),
             rounds: 1,
             candidates_per_prompt: 1,
+            candidates: CandidateSource::Model,
             prompts: PromptConfig {
                 split: DEFAULT_SPLIT.into(),
                 count: 1200,
@@ -717,6 +737,13 @@ pub fn generate_seeded(
     Ok(out)
 }
 
+/// `candidates = "renders"`: a scene drawn from the prompt's meaning with `seed`, rendered.
+fn true_render(p: &Prompt, seed: u64, resolution: usize) -> std::result::Result<Image, String> {
+    let mut rng = Rng::new(seed);
+    let scene = sample_scene(&p.meaning, &p.text, &mut rng).map_err(|e| e.to_string())?;
+    Ok(render(&scene, resolution).quantized())
+}
+
 fn candidate_seed(seed: u64, round: u32, prompt: usize, c: usize) -> u64 {
     Rng::derive(seed, &format!("srum-candidate-r{round}-p{prompt}-c{c}")).next_u64()
 }
@@ -758,11 +785,32 @@ fn make_pool(
         }
     }
     let t0 = Instant::now();
-    let b = bar(items.len() as u64, "generate", "images", progress);
-    let images = generate_seeded(snapshot, mcfg, &tok, &items, &cfg.sampler, device, |n| {
-        b.set_position(n as u64)
-    })?;
-    b.finish_and_clear();
+    let images = match cfg.candidates {
+        CandidateSource::Model => {
+            let b = bar(items.len() as u64, "generate", "images", progress);
+            let images =
+                generate_seeded(snapshot, mcfg, &tok, &items, &cfg.sampler, device, |n| {
+                    b.set_position(n as u64)
+                })?;
+            b.finish_and_clear();
+            images
+        }
+        CandidateSource::Renders => {
+            let per = cfg.candidates_per_prompt;
+            let mut images = Vec::with_capacity(records.len());
+            for (k, rec) in records.iter_mut().enumerate() {
+                let p = &prompts[k / per];
+                images.push(
+                    true_render(p, rec.seed, mcfg.resolution).unwrap_or_else(|e| {
+                        rec.kept = false;
+                        rec.error = Some(e);
+                        render(&Scene::default(), mcfg.resolution)
+                    }),
+                );
+            }
+            images
+        }
+    };
     for (rec, img) in records.iter().zip(&images) {
         img.save_png(&cand_dir.join(&rec.file))
             .map_err(|e| Error::Io(e.to_string()))?;

@@ -469,3 +469,40 @@ fn lora_moves_only_the_generation_expert_matrices_and_resumes_exactly() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn candidates_from_renders_are_compworlds_true_renders_of_the_prompts() {
+    // The diagnostic source: no sampling, each candidate is the prompt's scene drawn with the
+    // candidate's seed and rendered, so training on it is supervised training on ground truth.
+    let mut cfg = micro(Method::Sft);
+    cfg.candidates = trainer::srum::CandidateSource::Renders;
+    cfg.train.steps_per_round = 2;
+    cfg.train.checkpoint_every = 1;
+    let dir = tmp("renders");
+    run(&cfg, &dir, &Device::flex(), &quiet()).unwrap();
+    let r = SrumRun(dir.clone());
+    assert!(
+        std::fs::read_to_string(r.config())
+            .unwrap()
+            .contains("candidates = \"renders\"")
+    );
+    let text = std::fs::read_to_string(r.round(1).join("candidates.jsonl")).unwrap();
+    let mut seen = 0;
+    for l in text.lines() {
+        let rec: serde_json::Value = serde_json::from_str(l).unwrap();
+        let prompt = compworld::Prompt::parse(rec["prompt"].as_str().unwrap()).unwrap();
+        let mut rng = compworld::Rng::new(rec["seed"].as_u64().unwrap());
+        let scene = compworld::sample_scene(&prompt.meaning, &prompt.text, &mut rng).unwrap();
+        let want = compworld::render(&scene, 32).quantized();
+        let file = r
+            .round(1)
+            .join("candidates")
+            .join(rec["file"].as_str().unwrap());
+        let got = compworld::Image::load_png(&file, 32).unwrap();
+        assert_eq!(got.to_chw(), want.to_chw(), "{}", rec["prompt"]);
+        assert!(rec["kept"].as_bool().unwrap() && rec["error"].is_null());
+        seen += 1;
+    }
+    assert_eq!(seen, 6);
+    std::fs::remove_dir_all(dir).unwrap();
+}
