@@ -597,7 +597,7 @@ fn default_low_t_floor() -> f32 {
     DEFAULT_LOW_T_FLOOR
 }
 
-fn default_t_focus_range() -> [f32; 2] {
+pub(crate) fn default_t_focus_range() -> [f32; 2] {
     [0.6, 0.95]
 }
 

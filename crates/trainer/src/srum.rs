@@ -265,6 +265,15 @@ pub struct PostTrainConfig {
     pub text_dropout: f32,
     /// How flow times are drawn.
     pub time: TimeSampling,
+    /// A share of each batch's times drawn uniformly from `t_focus_range` instead of by
+    /// `time` (0: none, the default), as pretraining's `train.gen_t_focus` draws them: the
+    /// shipped base was pretrained with half of its times in [0.6, 0.95], where the generator
+    /// decides shapes.
+    #[serde(default)]
+    pub t_focus: f32,
+    /// The window of `t_focus`, `[lo, hi]` within (0, 1].
+    #[serde(default = "crate::pretrain::default_t_focus_range")]
+    pub t_focus_range: [f32; 2],
     /// The x-prediction floor of [`crate::pretrain::gen_loss`] (0: plain velocity error).
     pub low_t_floor: f32,
     /// Which weights are updated.
@@ -378,6 +387,8 @@ impl Default for SrumConfig {
                 lambda: 0.5,
                 text_dropout: 0.1,
                 time: TimeSampling::LogitNormal,
+                t_focus: 0.0,
+                t_focus_range: crate::pretrain::default_t_focus_range(),
                 low_t_floor: crate::pretrain::DEFAULT_LOW_T_FLOOR,
                 scope: Scope::All,
                 lora_rank: 0,
@@ -436,6 +447,12 @@ impl SrumConfig {
         }
         if !(0.0..1.0).contains(&t.text_dropout) {
             return bad("train.text_dropout must be in [0, 1)");
+        }
+        let [lo, hi] = t.t_focus_range;
+        if !((0.0..=1.0).contains(&t.t_focus) && 0.0 < lo && lo < hi && hi <= 1.0) {
+            return bad(
+                "train.t_focus must be in [0, 1] and train.t_focus_range within (0, 1], lo < hi",
+            );
         }
         if t.weight_decay < 0.0 || t.low_t_floor < 0.0 {
             return bad("train.weight_decay and train.low_t_floor must be >= 0");
@@ -1107,7 +1124,16 @@ pub fn post_batch(
     let x0 = patchify(images_tensor(&images, device), mcfg.patch);
     let (b, n, d) = (idx.len(), mcfg.image_tokens(), mcfg.patch_dim());
     let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
-    let times: Vec<f32> = (0..b).map(|_| draw_time(t.time, &mut rng)).collect();
+    let times: Vec<f32> = (0..b)
+        .map(|_| {
+            // No extra draw without a focus, so runs without one keep their random stream.
+            if t.t_focus > 0.0 && rng.range_f32(0.0, 1.0) < t.t_focus {
+                rng.range_f32(t.t_focus_range[0], t.t_focus_range[1])
+            } else {
+                draw_time(t.time, &mut rng)
+            }
+        })
+        .collect();
     let mut weights = Vec::with_capacity(b * n);
     for &k in &idx {
         match (&pool.records[k].token_weights, cfg.method) {
@@ -1853,5 +1879,63 @@ mod tests {
         let back: RoundStats = serde_json::from_value(old).unwrap();
         assert_eq!(back.keep_top_threshold, None);
         fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `train.t_focus` draws that share of the times from its window; at 0 the batch's times
+    /// are exactly `time`'s draws (no extra draw, so older runs keep their random stream).
+    #[test]
+    fn t_focus_draws_its_share_from_the_window_and_leaves_the_stream_alone_at_zero() {
+        let mcfg = UmmConfig::tiny();
+        let n = 512;
+        let pool = Pool {
+            images: vec![Image::filled(32, 32, [0.5; 3]); n],
+            records: (0..n)
+                .map(|_| CandidateRecord {
+                    prompt: "a red circle".into(),
+                    ..record(None, serde_json::json!([]), false)
+                })
+                .collect(),
+            generate_s: 0.0,
+            reward_s: 0.0,
+            keep_top_threshold: None,
+        };
+        let kept: Vec<usize> = (0..n).collect();
+        let device = Device::flex();
+        let tok = WordTokenizer::compworld();
+        let times = |cfg: &SrumConfig| -> Vec<f32> {
+            let b = post_batch(cfg, &mcfg, &tok, &pool, &kept, 1, 0, &device).unwrap();
+            b.t.into_data().try_to_vec::<f32>().unwrap()
+        };
+        let mut cfg = SrumConfig {
+            method: Method::Sft,
+            ..SrumConfig::default()
+        };
+        cfg.train.batch = n;
+        let plain = times(&cfg);
+        // The same stream by hand: per row a dropout draw, then the noise, then the times.
+        let mut rng = Rng::derive(cfg.train.seed, "srum-step-r1-s0");
+        for _ in 0..n {
+            rng.chance(cfg.train.text_dropout);
+        }
+        for _ in 0..n * mcfg.image_tokens() * mcfg.patch_dim() {
+            rng.normal();
+        }
+        let want: Vec<f32> = (0..n)
+            .map(|_| draw_time(TimeSampling::LogitNormal, &mut rng))
+            .collect();
+        assert_eq!(plain, want);
+        cfg.train.t_focus = 0.5;
+        cfg.train.t_focus_range = [0.6, 0.95];
+        let focused = times(&cfg);
+        let inside = focused
+            .iter()
+            .filter(|&&t| (0.6..=0.95).contains(&t))
+            .count();
+        let plain_inside = plain.iter().filter(|&&t| (0.6..=0.95).contains(&t)).count();
+        // Logit-normal puts about 35% in [0.6, 0.95]; half from the window makes it about 67%.
+        assert!((150..230).contains(&plain_inside), "{plain_inside}");
+        assert!((300..380).contains(&inside), "{inside}");
+        cfg.train.t_focus_range = [0.9, 0.6];
+        assert!(cfg.validate().is_err());
     }
 }
