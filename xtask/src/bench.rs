@@ -38,6 +38,20 @@ pub enum BenchCmd {
         #[arg(long, default_value = "out/bench/understanding")]
         out: PathBuf,
     },
+    /// Paired comparison of benchmark runs of the same plan (same split, images per prompt and
+    /// seeds): each run against the first, prompt by prompt, with the standard error of the
+    /// difference. Takes run folders (holding per_image.csv) or per_image.csv files.
+    Compare {
+        /// The run everything is compared with.
+        #[arg(long)]
+        base: PathBuf,
+        /// The runs to compare with it.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Also print every category.
+        #[arg(long)]
+        categories: bool,
+    },
     /// Burn against PyTorch on this machine: training step, sampling, MFU, SRUM round cost;
     /// writes results/speed.json and results/speed.md (see xtask/src/speed.rs).
     Speed(crate::speed::SpeedArgs),
@@ -295,6 +309,11 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             out,
         } => understanding(&checkpoint, &split, &out),
         BenchCmd::Speed(a) => crate::speed::run(&a),
+        BenchCmd::Compare {
+            base,
+            runs,
+            categories,
+        } => compare(&base, &runs, categories),
     }
 }
 
@@ -508,4 +527,53 @@ mod tests {
             "{dev}"
         );
     }
+}
+
+/// `bench compare`: a markdown table of each run against the base, paired by prompt.
+fn compare(base: &Path, runs: &[PathBuf], categories: bool) -> Result<()> {
+    use bench_compbench::compare::{paired, read_per_image};
+    let csv = |p: &Path| {
+        if p.is_dir() {
+            p.join("per_image.csv")
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let base_rows = read_per_image(&csv(base))?;
+    println!("base: {}\n", base.display());
+    println!("| run | overall | base | difference (paired) | standard error |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut per_cat = Vec::new();
+    for r in runs {
+        let p = paired(&base_rows, &read_per_image(&csv(r))?)
+            .with_context(|| format!("comparing {} with {}", r.display(), base.display()))?;
+        println!(
+            "| {} | {:.2} | {:.2} | {:+.2} | {:.2} |",
+            r.display(),
+            p.other,
+            p.base,
+            p.diff(),
+            p.se
+        );
+        per_cat.push((r, p));
+    }
+    if categories {
+        for (r, p) in per_cat {
+            println!("\n{}\n", r.display());
+            println!("| category | prompts | run | base | difference | standard error |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            for c in &p.categories {
+                println!(
+                    "| {} | {} | {:.1} | {:.1} | {:+.1} | {:.1} |",
+                    c.category,
+                    c.prompts,
+                    c.other,
+                    c.base,
+                    c.other - c.base,
+                    c.se
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,8 @@
 //! - **Any model** ([`generator`]): a [`Generator`] trait with the project's UMM behind it,
 //!   a folder of images made elsewhere (so scoring can be rerun without regenerating), the
 //!   true renders (a perfect generator, for tests) and noise.
+//! - **Paired comparison** ([`compare`]): two runs of one plan, prompt by prompt, with the
+//!   standard error of their difference (`cargo xtask bench compare`).
 //! - **Official interop** ([`official`], [`geneval`]): read the official T2I-CompBench prompt
 //!   files; write images in its layout (`<category>/samples/{prompt}_{NNNNNN}.png`,
 //!   NNNNNN = prompt index x N + sample index) for its BLIP-VQA / UniDet / CLIPScore / 3-in-1
@@ -19,6 +21,7 @@
 //! This crate may use the judge (`scene-oracle`); nothing that trains or rewards a model may
 //! depend on this crate (`cargo xtask firewall`).
 
+pub mod compare;
 pub mod error;
 pub mod generator;
 pub mod geneval;
