@@ -497,38 +497,6 @@ pub fn check_prompt_files(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_recorded_command_names_a_split_other_than_the_default() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            a: BenchArgs,
-        }
-        let parse = |args: &[&str]| {
-            let v = std::iter::once("compbench").chain(args.iter().copied());
-            command_line("compbench", &<Cli as clap::Parser>::parse_from(v).a, 2)
-        };
-        let plain = parse(&["--checkpoint", "m.safetensors"]);
-        assert!(!plain.contains("--split"), "{plain}");
-        let dev = parse(&[
-            "--checkpoint",
-            "m.safetensors",
-            "--split",
-            "datasets/splits/dev.tsv",
-        ]);
-        assert!(
-            dev.starts_with(
-                "cargo xtask bench compbench --checkpoint m.safetensors --split datasets/splits/dev.tsv --samples 2"
-            ),
-            "{dev}"
-        );
-    }
-}
-
 /// `bench compare`: a markdown table of each run against the base, paired by prompt.
 fn compare(base: &Path, runs: &[PathBuf], categories: bool) -> Result<()> {
     use bench_compbench::compare::{paired, read_per_image};
@@ -576,4 +544,36 @@ fn compare(base: &Path, runs: &[PathBuf], categories: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_command_names_a_split_other_than_the_default() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: BenchArgs,
+        }
+        let parse = |args: &[&str]| {
+            let v = std::iter::once("compbench").chain(args.iter().copied());
+            command_line("compbench", &<Cli as clap::Parser>::parse_from(v).a, 2)
+        };
+        let plain = parse(&["--checkpoint", "m.safetensors"]);
+        assert!(!plain.contains("--split"), "{plain}");
+        let dev = parse(&[
+            "--checkpoint",
+            "m.safetensors",
+            "--split",
+            "datasets/splits/dev.tsv",
+        ]);
+        assert!(
+            dev.starts_with(
+                "cargo xtask bench compbench --checkpoint m.safetensors --split datasets/splits/dev.tsv --samples 2"
+            ),
+            "{dev}"
+        );
+    }
 }
