@@ -860,7 +860,9 @@ fn make_pool(
                 match s {
                     Ok(s) => {
                         rec.global = Some(s.global);
-                        rec.kept = s.kept || !cfg.reward.drop_zero_global;
+                        // A candidate that already failed (a render whose prompt has no
+                        // scene) stays out, whatever its placeholder image scores.
+                        rec.kept = rec.error.is_none() && (s.kept || !cfg.reward.drop_zero_global);
                         rec.regions =
                             Some(serde_json::to_value(&s.regions).expect("regions serialise"));
                         rec.token_weights = Some(s.token_weights);
