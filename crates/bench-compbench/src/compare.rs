@@ -186,12 +186,12 @@ mod tests {
     use super::*;
 
     fn row(category: &str, prompt_index: usize, score: f64) -> Row {
-        Row {
-            category: category.into(),
+        row_of(
+            category,
             prompt_index,
-            prompt: format!("{category} prompt {prompt_index}"),
+            &format!("{category} prompt {prompt_index}"),
             score,
-        }
+        )
     }
 
     #[test]

@@ -509,6 +509,31 @@ pub struct TimeFocus {
     pub hi: f32,
 }
 
+impl TimeFocus {
+    /// The focus a configuration's `share` and `[lo, hi]` describe; none at `share = 0`.
+    pub fn from_config(share: f32, [lo, hi]: [f32; 2]) -> Option<TimeFocus> {
+        (share > 0.0).then_some(TimeFocus { share, lo, hi })
+    }
+
+    /// Whether a configuration's focus is well formed: `share` in [0, 1], `0 < lo < hi <= 1`.
+    pub fn valid(share: f32, [lo, hi]: [f32; 2]) -> bool {
+        (0.0..=1.0).contains(&share) && 0.0 < lo && lo < hi && hi <= 1.0
+    }
+
+    /// One flow time: from the window with probability `share`, else `otherwise(rng)`. Without
+    /// a focus no extra number is drawn, so the stream is exactly `otherwise`'s.
+    pub fn draw(
+        focus: Option<TimeFocus>,
+        rng: &mut Rng,
+        otherwise: impl FnOnce(&mut Rng) -> f32,
+    ) -> f32 {
+        match focus {
+            Some(f) if rng.range_f32(0.0, 1.0) < f.share => rng.range_f32(f.lo, f.hi),
+            _ => otherwise(rng),
+        }
+    }
+}
+
 /// [`gen_batch`] with a [`TimeFocus`]; `None` draws exactly what [`gen_batch`] draws.
 pub fn gen_batch_focused(
     tok: &dyn Tokenizer,
@@ -528,10 +553,7 @@ pub fn gen_batch_focused(
     let (b, n, d) = (examples.len(), cfg.image_tokens(), cfg.patch_dim());
     let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
     let t: Vec<f32> = (0..b)
-        .map(|_| match focus {
-            Some(f) if rng.range_f32(0.0, 1.0) < f.share => rng.range_f32(f.lo, f.hi),
-            _ => rng.range_f32(1e-3, 1.0),
-        })
+        .map(|_| TimeFocus::draw(focus, rng, |r| r.range_f32(1e-3, 1.0)))
         .collect();
     Ok(GenBatch {
         text,

@@ -265,8 +265,7 @@ impl PretrainConfig {
             )));
         }
         let [lo, hi] = t.gen_t_focus_range;
-        let focus_ok = (0.0..=1.0).contains(&t.gen_t_focus) && 0.0 < lo && lo < hi && hi <= 1.0;
-        if !focus_ok {
+        if !TimeFocus::valid(t.gen_t_focus, t.gen_t_focus_range) {
             return Err(Error::Config(format!(
                 "train.gen_t_focus = {} must be in [0, 1] and train.gen_t_focus_range = [{lo}, {hi}] \
                  must satisfy 0 < lo < hi <= 1",
@@ -872,11 +871,7 @@ pub fn pretrain(
             }
         }
         if do_gen {
-            let focus = (t.gen_t_focus > 0.0).then_some(TimeFocus {
-                share: t.gen_t_focus,
-                lo: t.gen_t_focus_range[0],
-                hi: t.gen_t_focus_range[1],
-            });
+            let focus = TimeFocus::from_config(t.gen_t_focus, t.gen_t_focus_range);
             let gb = gen_batch_focused(&tok, &cfg.model, &gen_ex, &mut noise_rng, focus, device)?;
             let l = gen_loss(&model, &gb, t.gen_low_t_floor);
             lg = l.clone().into_scalar::<f32>();

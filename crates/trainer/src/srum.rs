@@ -72,6 +72,7 @@ use umm_model::tokenizer::{BOS, EOS};
 use umm_model::understand::images_tensor;
 use umm_model::{Tokenizer, Umm, UmmConfig, WordTokenizer, patchify};
 
+use crate::data::TimeFocus;
 use crate::{Error, Result};
 
 /// SRUM or its SFT baseline.
@@ -448,8 +449,7 @@ impl SrumConfig {
         if !(0.0..1.0).contains(&t.text_dropout) {
             return bad("train.text_dropout must be in [0, 1)");
         }
-        let [lo, hi] = t.t_focus_range;
-        if !((0.0..=1.0).contains(&t.t_focus) && 0.0 < lo && lo < hi && hi <= 1.0) {
+        if !TimeFocus::valid(t.t_focus, t.t_focus_range) {
             return bad(
                 "train.t_focus must be in [0, 1] and train.t_focus_range within (0, 1], lo < hi",
             );
@@ -1126,15 +1126,10 @@ pub fn post_batch(
     let x0 = patchify(images_tensor(&images, device), mcfg.patch);
     let (b, n, d) = (idx.len(), mcfg.image_tokens(), mcfg.patch_dim());
     let noise: Vec<f32> = (0..b * n * d).map(|_| rng.normal()).collect();
+    // No extra draw without a focus, so runs without one keep their random stream.
+    let focus = TimeFocus::from_config(t.t_focus, t.t_focus_range);
     let times: Vec<f32> = (0..b)
-        .map(|_| {
-            // No extra draw without a focus, so runs without one keep their random stream.
-            if t.t_focus > 0.0 && rng.range_f32(0.0, 1.0) < t.t_focus {
-                rng.range_f32(t.t_focus_range[0], t.t_focus_range[1])
-            } else {
-                draw_time(t.time, &mut rng)
-            }
-        })
+        .map(|_| TimeFocus::draw(focus, &mut rng, |r| draw_time(t.time, r)))
         .collect();
     let mut weights = Vec::with_capacity(b * n);
     for &k in &idx {
