@@ -1,7 +1,7 @@
 //! Accuracy of a checkpoint on each kind of understanding question, drawn from the training
 //! distribution (not a held-out measure: a diagnostic of what the model has learned).
 //!
-//! `cargo run --release -p trainer --example und_kinds -- <checkpoint.safetensors> [n] [--presence-alike]`
+//! `cargo run --release -p trainer --example und_kinds -- <checkpoint.safetensors> [n] [--presence-alike] [--kinds relation,count]`
 //!
 //! `--presence-alike` draws presence questions worded alike for present and absent objects
 //! (`mix.presence_alike`), where the wording alone gives no answer.
@@ -17,6 +17,12 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(2).map_or(Ok(128), |s| s.parse())?;
     let presence_alike = args.iter().any(|a| a == "--presence-alike");
+    // `--kinds a,b`: only these kinds (names as printed).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--kinds")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
     let dev = Device::flex();
     let (model, meta) = checkpoint::load(std::path::Path::new(&args[1]), &dev)?;
     let tok = WordTokenizer::compworld();
@@ -27,6 +33,9 @@ fn main() -> anyhow::Result<()> {
         } else {
             name
         };
+        if only.as_ref().is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
         let mix = MixConfig {
             und_kinds: [(name.clone(), 1.0)].into_iter().collect(),
             presence_alike,

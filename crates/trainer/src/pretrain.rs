@@ -963,15 +963,27 @@ pub fn init_model(cfg: &UmmConfig, seed: u64, device: &Device) -> Umm {
     crate::init::renumber(crate::init::seeded(Umm::init(cfg, device), seed))
 }
 
-/// The weights of `train.init`, checked against the run's model configuration.
-fn load_init(path: &Path, cfg: &UmmConfig, device: &Device) -> Result<Umm> {
+/// The weights of `train.init`, checked against the run's model configuration. The two may
+/// differ only in `und_pos_2d`, which adds no weights: a run may switch the fixed 2D code of
+/// the understanding positions on (or off) over a checkpoint's weights.
+pub fn load_init(path: &Path, cfg: &UmmConfig, device: &Device) -> Result<Umm> {
     let (model, meta) = checkpoint::load(path, device)?;
-    if meta.config != *cfg {
+    let same_weights = UmmConfig {
+        und_pos_2d: cfg.und_pos_2d,
+        ..meta.config.clone()
+    };
+    if same_weights != *cfg {
         return Err(Error::Config(format!(
-            "train.init = {}: the checkpoint's model configuration differs from [model]",
+            "train.init = {}: the checkpoint's model configuration differs from [model] \
+             (only und_pos_2d may differ)",
             path.display()
         )));
     }
+    let model = if meta.config.und_pos_2d == cfg.und_pos_2d {
+        model
+    } else {
+        Umm::init(cfg, device).load_record(model.into_record())
+    };
     Ok(crate::init::renumber(model))
 }
 

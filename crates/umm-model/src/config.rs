@@ -70,6 +70,14 @@ pub struct UmmConfig {
     /// 0.431) at the same loss; off in every preset.
     #[serde(default)]
     pub gen_adaln: bool,
+    /// `true`: a fixed two-dimensional sinusoidal code of each understanding patch's column
+    /// and row (half the width for each axis, after the 2D codes of MAE, He et al. 2022) is
+    /// added to the learned understanding positions, so where a patch lies can be read off
+    /// its token by a linear map from the first step: the lowest frequency is monotonic
+    /// across the image, which is what "left of" and "above" compare. `false` (the shipped
+    /// base): learned positions alone. Adds no weights.
+    #[serde(default)]
+    pub und_pos_2d: bool,
 }
 
 fn default_true() -> bool {
@@ -100,6 +108,7 @@ impl UmmConfig {
             und_stem: 32,
             und_encoder_layers: 0,
             gen_adaln: false,
+            und_pos_2d: false,
         }
     }
 
@@ -168,6 +177,12 @@ impl UmmConfig {
             return bad(format!(
                 "patch = {} does not divide resolution = {}",
                 self.patch, self.resolution
+            ));
+        }
+        if self.und_pos_2d && !self.d_model.is_multiple_of(4) {
+            return bad(format!(
+                "und_pos_2d needs d_model divisible by 4, got {}",
+                self.d_model
             ));
         }
         if self.max_text_len < 3 || self.vocab_size == 0 || !self.time_freq_dim.is_multiple_of(2) {

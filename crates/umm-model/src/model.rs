@@ -424,6 +424,8 @@ pub struct Umm {
     velocity_head: Linear,
     time_freq_dim: usize,
     predict_clean: bool,
+    /// [`UmmConfig::und_pos_2d`]: a fixed 2D code added to the understanding positions.
+    und_pos_2d: bool,
 }
 
 impl Umm {
@@ -468,6 +470,7 @@ impl Umm {
             velocity_head: LinearConfig::new(d, c.patch_dim()).init(device),
             time_freq_dim: c.time_freq_dim,
             predict_clean: c.predict_clean,
+            und_pos_2d: c.und_pos_2d,
         }
     }
 
@@ -516,6 +519,13 @@ impl Umm {
             };
             let mut h = layer_norm(&self.und_in_norm, dense(&self.und_in, img))
                 + positions(&self.und_pos, nu);
+            if self.und_pos_2d {
+                let d = h.dims()[2];
+                let side = (nu as f64).sqrt().round() as usize;
+                let code = TensorData::new(grid_code(side, d), [nu, d]);
+                let code = Tensor::<2>::from_data(code, &h.device()).unsqueeze_dim::<3>(0);
+                h = h + code;
+            }
             // Every image token sees every other: no mask.
             for block in &self.und_encoder {
                 h = block
@@ -683,6 +693,35 @@ pub fn patchify(images: Tensor<4>, p: usize) -> Tensor<3> {
         .reshape([b, gh * gw, c * p * p])
 }
 
+/// The fixed 2D position code of a `side x side` patch grid in row-major order (the order of
+/// [`patchify`]), `side^2 x d` values ([`UmmConfig::und_pos_2d`]): the first half of each row
+/// codes the patch's column, the second half its row, each as `sin` and `cos` of `pi f u` for
+/// `d / 4` frequencies `f` from 0.5 to 8 (geometric), where `u = (index + 0.5) / side` is the
+/// patch centre in [0, 1]. At `f = 0.5` both are monotonic across the image.
+pub fn grid_code(side: usize, d: usize) -> Vec<f32> {
+    let nf = d / 4;
+    let freq = |j: usize| {
+        if nf == 1 {
+            0.5
+        } else {
+            0.5 * 16f64.powf(j as f64 / (nf - 1) as f64)
+        }
+    };
+    let mut out = Vec::with_capacity(side * side * d);
+    for row in 0..side {
+        for col in 0..side {
+            for u in [col, row].map(|i| (i as f64 + 0.5) / side as f64) {
+                for j in 0..nf {
+                    let a = std::f64::consts::PI * freq(j) * u;
+                    out.push(a.sin() as f32);
+                    out.push(a.cos() as f32);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Inverse of [`patchify`].
 pub fn unpatchify(patches: Tensor<3>, p: usize, side: usize) -> Tensor<4> {
     let [b, _, dim] = patches.dims();
@@ -740,5 +779,85 @@ mod tests {
         }
         // The output is [3, 64, 5]: a fold that mixed up rows would not match.
         assert_eq!(a[0].len(), 3 * 64 * 5);
+    }
+
+    /// The 2D code: row-major, the column in the first half and the row in the second, its
+    /// lowest frequency rising left to right (top to bottom), and the whole code changes
+    /// what the model reads only when switched on.
+    #[test]
+    fn grid_code_names_column_and_row() {
+        let (side, d) = (8, 16);
+        let code = grid_code(side, d);
+        assert_eq!(code.len(), side * side * d);
+        let at = |row: usize, col: usize| &code[(row * side + col) * d..(row * side + col + 1) * d];
+        for row in 0..side {
+            for col in 1..side {
+                // sin(pi/2 u) of the column rises; the row's half is the same along a row.
+                assert!(at(row, col)[0] > at(row, col - 1)[0]);
+                assert_eq!(at(row, col)[d / 2..], at(row, 0)[d / 2..]);
+            }
+        }
+        for col in 0..side {
+            for row in 1..side {
+                assert!(at(row, col)[d / 2] > at(row - 1, col)[d / 2]);
+                assert_eq!(at(row, col)[..d / 2], at(0, col)[..d / 2]);
+            }
+        }
+        // Patch (row 0, col 0) has centre u = 1/16: sin(pi/2 * 1/16).
+        let want = (std::f32::consts::PI / 32.0).sin();
+        assert!((at(0, 0)[0] - want).abs() < 1e-6);
+        // Every patch has its own code.
+        for a in 0..side * side {
+            for b in a + 1..side * side {
+                let gap: f32 = code[a * d..(a + 1) * d]
+                    .iter()
+                    .zip(&code[b * d..(b + 1) * d])
+                    .map(|(x, y)| (x - y).abs())
+                    .sum();
+                assert!(gap > 1e-2, "patches {a} and {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn und_pos_2d_changes_understanding_only_when_on() {
+        let dev = Device::flex();
+        let c = UmmConfig::micro();
+        let model = Umm::init(&c, &dev);
+        let on = Umm {
+            und_pos_2d: true,
+            ..model.clone()
+        };
+        let text = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 5, 6, 2], [1, 4]), &dev);
+        let img = Tensor::<3>::random(
+            [1, c.image_tokens(), c.patch_dim()],
+            Distribution::Normal(0.0, 1.0),
+            &dev,
+        );
+        let logits = |m: &Umm, image: Option<Tensor<3>>| {
+            m.forward(UmmInput {
+                text: text.clone(),
+                und_image: image,
+                gen_image: None,
+            })
+            .logits
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+        };
+        let gap = |a: Vec<f32>, b: Vec<f32>| {
+            a.iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        };
+        assert!(
+            gap(
+                logits(&model, Some(img.clone())),
+                logits(&on, Some(img.clone()))
+            ) > 1e-3
+        );
+        // Text alone: nothing to code.
+        assert_eq!(gap(logits(&model, None), logits(&on, None)), 0.0);
     }
 }
