@@ -27,14 +27,29 @@ fn main() -> anyhow::Result<()> {
     let tok = WordTokenizer::compworld();
     let yes = tok.id("yes").expect("yes is a word") as usize;
     let mut rng = Rng::new(3);
-    for (shown, asked) in [
-        ("a large green circle", "is there a green circle ?"),
-        ("a large red square", "is there a green circle ?"),
-        ("a large green square", "is there a green square ?"),
-        ("a small blue cross", "is there a green square ?"),
-    ] {
+    // Presence, then position: the same object moved to the left and to the right edge (x = 7
+    // and 25 units), asked whether it is on the left. A model that reads where the named object
+    // lies gives the two different answers.
+    let cases = [
+        ("a large green circle", None, "is there a green circle ?"),
+        ("a large red square", None, "is there a green circle ?"),
+        ("a large green square", None, "is there a green square ?"),
+        ("a small blue cross", None, "is there a green square ?"),
+        ("a green circle", Some(7.0), "is the circle on the left ?"),
+        ("a green circle", Some(25.0), "is the circle on the left ?"),
+        ("a red square", Some(7.0), "is the square on the left ?"),
+        ("a red square", Some(25.0), "is the square on the left ?"),
+    ];
+    for (shown, x, asked) in cases {
         let p = Prompt::parse(shown)?;
-        let scene = sample_scene(&p.meaning, &p.text, &mut rng)?;
+        let mut scene = sample_scene(&p.meaning, &p.text, &mut rng)?;
+        if let Some(x) = x {
+            scene.objects[0].x = x;
+        }
+        let shown = match x {
+            Some(x) => format!("{shown} at x {x}"),
+            None => shown.to_string(),
+        };
         let img = question_image(Some(&scene), None, cfg.resolution);
         let ids: Vec<i64> = question_ids(&tok, asked)?
             .into_iter()

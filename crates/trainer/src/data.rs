@@ -143,6 +143,7 @@ fn qa_kind_name(k: QaKind) -> &'static str {
         QaKind::Region => "region",
         QaKind::Knowledge => "knowledge",
         QaKind::Caption => "caption",
+        QaKind::Position => "position",
     }
 }
 
