@@ -588,6 +588,27 @@ pub struct UndBatch {
     /// [`UndBatch::patch_mask`] on whole images, 0 on region crops (a crop resized to the
     /// canvas does not show the object's size).
     pub patch_size_mask: Tensor<2>,
+    /// Side words of the object under each patch on whole images: `left` or `right` (`top` or
+    /// `bottom`) when the object's centre lies at least 4 units from the vertical (horizontal)
+    /// centre line, [`PAD`] otherwise, `[batch, image_tokens]` each.
+    pub patch_side_x: Tensor<2, Int>,
+    pub patch_side_y: Tensor<2, Int>,
+    /// 1 where [`UndBatch::patch_side_x`] (`patch_side_y`) names a side, else 0.
+    pub patch_side_x_mask: Tensor<2>,
+    pub patch_side_y_mask: Tensor<2>,
+}
+
+/// The side of the canvas an object clearly lies on along each axis (centre at least 4 units
+/// from the centre line, as position questions ask): `(left | right, top | bottom)`.
+pub fn object_sides(o: &compworld::Object) -> (Option<&'static str>, Option<&'static str>) {
+    let mid = compworld::world::CANVAS_UNITS / 2.0;
+    let side = |off: f32, lo: &'static str, hi: &'static str| {
+        (off.abs() >= 4.0).then_some(if off < 0.0 { lo } else { hi })
+    };
+    (
+        side(o.x - mid, "left", "right"),
+        side(o.y - mid, "top", "bottom"),
+    )
 }
 
 /// The front-most object under the centre of every `patch x patch` cell of a
@@ -663,6 +684,8 @@ pub fn und_batch(
     };
     let (mut colour, mut shape, mut on) = (Vec::new(), Vec::new(), Vec::new());
     let (mut texture, mut size, mut size_on) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut side_x, mut side_y) = (Vec::new(), Vec::new());
+    let (mut side_x_on, mut side_y_on) = (Vec::new(), Vec::new());
     for e in examples {
         let whole = if e.region.is_none() { 1.0f32 } else { 0.0 };
         let objects = match &e.scene {
@@ -678,13 +701,37 @@ pub fn und_batch(
                     size.push(word(o.size.word())?);
                     on.push(1.0f32);
                     size_on.push(whole);
+                    let (sx, sy) = object_sides(o);
+                    for (side, ids, mask) in [
+                        (sx, &mut side_x, &mut side_x_on),
+                        (sy, &mut side_y, &mut side_y_on),
+                    ] {
+                        match side.filter(|_| whole > 0.0) {
+                            Some(w) => {
+                                ids.push(word(w)?);
+                                mask.push(1.0f32);
+                            }
+                            None => {
+                                ids.push(i64::from(PAD));
+                                mask.push(0.0);
+                            }
+                        }
+                    }
                 }
                 None => {
-                    for v in [&mut colour, &mut shape, &mut texture, &mut size] {
+                    for v in [
+                        &mut colour,
+                        &mut shape,
+                        &mut texture,
+                        &mut size,
+                        &mut side_x,
+                        &mut side_y,
+                    ] {
                         v.push(i64::from(PAD));
                     }
-                    on.push(0.0);
-                    size_on.push(0.0);
+                    for v in [&mut on, &mut size_on, &mut side_x_on, &mut side_y_on] {
+                        v.push(0.0);
+                    }
                 }
             }
         }
@@ -702,6 +749,10 @@ pub fn und_batch(
         patch_size: ints(size),
         patch_mask: Tensor::from_data(TensorData::new(on, [b, n]), device),
         patch_size_mask: Tensor::from_data(TensorData::new(size_on, [b, n]), device),
+        patch_side_x: ints(side_x),
+        patch_side_y: ints(side_y),
+        patch_side_x_mask: Tensor::from_data(TensorData::new(side_x_on, [b, n]), device),
+        patch_side_y_mask: Tensor::from_data(TensorData::new(side_y_on, [b, n]), device),
     })
 }
 
@@ -931,6 +982,67 @@ mod tests {
         let crop: f32 = on[64..].iter().sum();
         assert!((44.0..=56.0).contains(&crop), "{crop}");
         assert_eq!((on[64], on[64 + 3 * 8 + 3]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn side_words_name_where_each_object_lies_on_whole_images_only() {
+        use compworld::{Colour, Object, Shape, Size, Texture};
+        let tok = WordTokenizer::compworld();
+        let at = |shape, x: f32, y: f32| Object {
+            shape,
+            colour: Colour::Red,
+            texture: Texture::Solid,
+            size: Size::Small,
+            x,
+            y,
+        };
+        // A circle on the top left, a square right of centre on the middle row (too close to
+        // the horizontal centre line for top or bottom).
+        let scene = Scene {
+            objects: vec![at(Shape::Circle, 6.0, 6.0), at(Shape::Square, 26.0, 17.0)],
+        };
+        let ex = |region: Option<[f32; 4]>| UndExample {
+            kind: QaKind::Region,
+            question: "what is this ?".into(),
+            answer: "red circle".into(),
+            image: question_image(Some(&scene), region, 32),
+            scene: Some(scene.clone()),
+            region,
+        };
+        let b = und_batch(
+            &tok,
+            &UmmConfig::micro(),
+            &[ex(None), ex(Some([0.0, 0.0, 16.0, 16.0]))],
+            &Device::flex(),
+        )
+        .unwrap();
+        let ints =
+            |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().try_to_vec().unwrap() };
+        let floats = |t: &Tensor<2>| -> Vec<f32> { t.to_data().try_to_vec().unwrap() };
+        let (sx, sy) = (ints(&b.patch_side_x), ints(&b.patch_side_y));
+        let (xon, yon) = (floats(&b.patch_side_x_mask), floats(&b.patch_side_y_mask));
+        let shape = ints(&b.patch_shape);
+        let id = |w: &str| i64::from(tok.id(w).unwrap());
+        let pad = i64::from(PAD);
+        let (mut circles, mut squares) = (0, 0);
+        for k in 0..64 {
+            if shape[k] == id("circle") {
+                circles += 1;
+                assert_eq!(
+                    (sx[k], sy[k], xon[k], yon[k]),
+                    (id("left"), id("top"), 1.0, 1.0)
+                );
+            } else if shape[k] == id("square") {
+                squares += 1;
+                assert_eq!((sx[k], sy[k], xon[k], yon[k]), (id("right"), pad, 1.0, 0.0));
+            } else {
+                assert_eq!((sx[k], sy[k], xon[k], yon[k]), (pad, pad, 0.0, 0.0));
+            }
+        }
+        assert!(circles > 0 && squares > 0);
+        // On a crop the canvas is not the scene: no sides, although the circle fills it.
+        assert!(shape[64..].contains(&id("circle")));
+        assert!(xon[64..].iter().chain(&yon[64..]).all(|&v| v == 0.0));
     }
 
     #[test]

@@ -184,20 +184,22 @@ fn the_patch_word_loss_teaches_image_tokens_their_objects_words() {
     // a run that trained on a word must have learnt to name it.
     use compworld::Rng;
     use trainer::data::{DataStream, und_batch};
-    use trainer::pretrain::{PatchWords, und_losses};
+    use trainer::pretrain::{PatchWords, und_losses, und_losses_sided};
     use umm_model::WordTokenizer;
     let mut c = micro(40);
     c.train.gen_batch = 0;
     c.train.lr = 3e-3;
-    let train = |w: f32, attrs: bool| {
+    let train_sided = |w: f32, attrs: bool, sides: bool| {
         let mut c = c.clone();
         c.train.und_patch_words = w;
         c.train.und_patch_attrs = attrs;
-        let dir = tmp(&format!("patch-{w}-{attrs}"));
+        c.train.und_patch_sides = sides;
+        let dir = tmp(&format!("patch-{w}-{attrs}-{sides}"));
         let out = pretrain(&c, &dir, &Device::flex().autodiff(), &RunOptions::default()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         out.model
     };
+    let train = |w: f32, attrs: bool| train_sided(w, attrs, false);
     let (with, all, without) = (train(1.0, false), train(1.0, true), train(0.0, false));
     let dev = Device::flex().autodiff();
     let ex = DataStream::new(&c.mix, c.model.resolution, Rng::new(99))
@@ -219,6 +221,25 @@ fn the_patch_word_loss_teaches_image_tokens_their_objects_words() {
     eprintln!("four-word patch loss: trained on all four {la:.3}, on colour/shape {lcs:.3}");
     // (Measured: 2.98 against 4.15; the two colour/shape terms are learnt by both.)
     assert!(la < lcs * 0.85, "all four {la}, colour/shape only {lcs}");
+    // Side words (und_patch_sides): learnt by the run that named them.
+    let sided = train_sided(1.0, true, true);
+    let six = |m| {
+        und_losses_sided(m, &b, PatchWords::All, true)
+            .1
+            .unwrap()
+            .into_scalar::<f32>()
+    };
+    let (ls, lns) = (six(&sided), six(&all));
+    eprintln!("six-word patch loss: trained with sides {ls:.3}, without {lns:.3}");
+    assert!(ls < lns * 0.85, "with sides {ls}, without {lns}");
+    // Without sides the sided loss is the four-word loss.
+    assert_eq!(
+        und_losses_sided(&all, &b, PatchWords::All, false)
+            .1
+            .unwrap()
+            .into_scalar::<f32>(),
+        la
+    );
 }
 
 #[test]
