@@ -75,8 +75,9 @@ pub struct UmmConfig {
     /// added to the learned understanding positions, so where a patch lies can be read off
     /// its token by a linear map from the first step: the lowest frequency is monotonic
     /// across the image, which is what "left of" and "above" compare. `false` (the shipped
-    /// base): learned positions alone. Adds no weights.
-    #[serde(default)]
+    /// base): learned positions alone. Adds no weights. Written only when on, so configs
+    /// and checkpoints without it read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub und_pos_2d: bool,
 }
 
