@@ -43,7 +43,8 @@ pub struct MixConfig {
     /// circle") or a compworld category name (`color`, ..., `composite`).
     pub gen_sources: BTreeMap<String, f32>,
     /// Weight of each kind of understanding question: `presence`, `attribute`, `count`,
-    /// `relation`, `prompt_match`, `region`, `knowledge`, `caption`.
+    /// `relation`, `prompt_match`, `region`, `knowledge`, `caption`, `position` (absent from
+    /// the shipped recipes: the step below relations, see `compworld::vqa::QaKind::Position`).
     pub und_kinds: BTreeMap<String, f32>,
     /// Probability that a generation prompt is replaced by the empty prompt, which trains the
     /// unconditional branch that classifier-free guidance needs.

@@ -76,7 +76,9 @@ pub struct UmmConfig {
     /// its token by a linear map from the first step: the lowest frequency is monotonic
     /// across the image, which is what "left of" and "above" compare. `false` (the shipped
     /// base): learned positions alone. Adds no weights. Written only when on, so configs
-    /// and checkpoints without it read as before.
+    /// and checkpoints without it read as before. Measured (README, "Why relations sit at
+    /// chance"): switched on over the shipped base it did not help relation questions (0.460
+    /// against 0.430 after 1,500 steps); what did was position questions and side words.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub und_pos_2d: bool,
 }

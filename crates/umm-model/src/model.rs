@@ -4,7 +4,8 @@
 //! through shared self-attention; norms, QKV/O projections and MLPs are per expert: the
 //! understanding expert for text and clean-image tokens, the generation expert for noisy
 //! patches (`dense = true` shares one set of weights). Positions are learned, one table per
-//! segment.
+//! segment; with `und_pos_2d` a fixed 2D code ([`grid_code`]) is added to the understanding
+//! patches' positions.
 //!
 //! The understanding image is encoded before it joins the sequence: an optional
 //! convolutional stem (`und_stem`) under the patch embedding, and optional image-only layers

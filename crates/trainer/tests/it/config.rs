@@ -120,3 +120,33 @@ fn schedule_warms_up_then_decays_to_the_floor() {
     let lrs: Vec<f64> = (100..1000).map(|s| learning_rate(&t, s)).collect();
     assert!(lrs.windows(2).all(|w| w[1] <= w[0]));
 }
+
+/// Every pretraining configuration kept under configs/pretrain (probes included) still reads:
+/// a file a README paragraph points to must run as written.
+#[test]
+fn every_kept_pretraining_config_reads() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/pretrain");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    assert!(files.len() >= 10, "{files:?}");
+    for f in &files {
+        if let Err(e) = PretrainConfig::from_file(f) {
+            panic!("{}: {e}", f.display());
+        }
+    }
+    // The position probes switch the side words on, and one of them the 2D code.
+    let sides = PretrainConfig::from_file(&root.join("probe-positions/stage3-sides.toml")).unwrap();
+    assert!(sides.train.und_patch_sides && sides.mix.und_kinds["position"] == 5.0);
+    let only = PretrainConfig::from_file(&root.join("probe-positions/relation-only.toml")).unwrap();
+    assert!(only.model.und_pos_2d);
+}
