@@ -917,6 +917,29 @@ mod tests {
         assert_eq!(ids[5], i64::from(tok.id("<ans>").unwrap()));
     }
 
+    /// A micro-config batch of region questions about `scene`, one per entry of `regions`
+    /// (`None`: the whole image).
+    fn region_batch(scene: &Scene, regions: &[Option<[f32; 4]>]) -> UndBatch {
+        let ex: Vec<UndExample> = regions
+            .iter()
+            .map(|&region| UndExample {
+                kind: QaKind::Region,
+                question: "what is this ?".into(),
+                answer: "red circle".into(),
+                image: question_image(Some(scene), region, 32),
+                scene: Some(scene.clone()),
+                region,
+            })
+            .collect();
+        und_batch(
+            &WordTokenizer::compworld(),
+            &UmmConfig::micro(),
+            &ex,
+            &Device::flex(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn patch_word_targets_name_the_object_under_each_patch() {
         use compworld::{Colour, Object, Shape, Size, Texture};
@@ -932,22 +955,8 @@ mod tests {
         let scene = Scene {
             objects: vec![circle],
         };
-        let ex = |region: Option<[f32; 4]>| UndExample {
-            kind: QaKind::Region,
-            question: "what is this ?".into(),
-            answer: "red circle".into(),
-            image: question_image(Some(&scene), region, 32),
-            scene: Some(scene.clone()),
-            region,
-        };
-        let cfg = UmmConfig::micro(); // 32 px, 4 px patches: 8 x 8 tokens
-        let b = und_batch(
-            &tok,
-            &cfg,
-            &[ex(None), ex(Some(circle.bbox()))],
-            &Device::flex(),
-        )
-        .unwrap();
+        // 32 px, 4 px patches: 8 x 8 tokens.
+        let b = region_batch(&scene, &[None, Some(circle.bbox())]);
         let ints =
             |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().try_to_vec().unwrap() };
         let (colour, shape) = (ints(&b.patch_colour), ints(&b.patch_shape));
@@ -1002,21 +1011,7 @@ mod tests {
         let scene = Scene {
             objects: vec![at(Shape::Circle, 6.0, 6.0), at(Shape::Square, 26.0, 17.0)],
         };
-        let ex = |region: Option<[f32; 4]>| UndExample {
-            kind: QaKind::Region,
-            question: "what is this ?".into(),
-            answer: "red circle".into(),
-            image: question_image(Some(&scene), region, 32),
-            scene: Some(scene.clone()),
-            region,
-        };
-        let b = und_batch(
-            &tok,
-            &UmmConfig::micro(),
-            &[ex(None), ex(Some([0.0, 0.0, 16.0, 16.0]))],
-            &Device::flex(),
-        )
-        .unwrap();
+        let b = region_batch(&scene, &[None, Some([0.0, 0.0, 16.0, 16.0])]);
         let ints =
             |t: &Tensor<2, Int>| -> Vec<i64> { t.to_data().convert::<i64>().try_to_vec().unwrap() };
         let floats = |t: &Tensor<2>| -> Vec<f32> { t.to_data().try_to_vec().unwrap() };
