@@ -91,10 +91,12 @@ pub struct TrainConfig {
     /// The patch-word loss also names, on whole images, the side of the canvas each object
     /// clearly lies on (`left` / `right`, `top` / `bottom`; centre at least 4 units from the
     /// centre line), as two more cross-entropies in the mean (false, also when the key is
-    /// absent). Naming the same words for every patch of an object, the loss pushes the image
-    /// tokens to forget where they are; the shipped base model cannot tell whether a named object
-    /// is on the left (P(yes) 0.45-0.49 either way, `image_sensitivity`) and answers relation
-    /// questions at chance.
+    /// absent). Naming the same words for every patch of an object, the loss gives the image
+    /// tokens no reason to keep where they are; the shipped base model cannot tell whether a
+    /// named object is on the left (P(yes) 0.45-0.49 either way, `image_sensitivity`) and
+    /// answers relation questions at chance. With side words, position questions mixed into the
+    /// shipped mix were learnt within 3,000 steps, without them not (README, "Why relations
+    /// sit at chance").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub und_patch_sides: bool,
     /// Share of the optimiser steps that train understanding (absent: every step carries both
@@ -1004,7 +1006,7 @@ pub fn init_model(cfg: &UmmConfig, seed: u64, device: &Device) -> Umm {
 /// The weights of `train.init`, checked against the run's model configuration. The two may
 /// differ only in `und_pos_2d`, which adds no weights: a run may switch the fixed 2D code of
 /// the understanding positions on (or off) over a checkpoint's weights.
-pub fn load_init(path: &Path, cfg: &UmmConfig, device: &Device) -> Result<Umm> {
+fn load_init(path: &Path, cfg: &UmmConfig, device: &Device) -> Result<Umm> {
     let (model, meta) = checkpoint::load(path, device)?;
     let same_weights = UmmConfig {
         und_pos_2d: cfg.und_pos_2d,
