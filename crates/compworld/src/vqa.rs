@@ -113,26 +113,34 @@ fn clear_pairs(scene: &Scene) -> Vec<(usize, usize, Relation, bool)> {
     found
 }
 
-/// Objects with unique shapes clearly on one side of a centre line: `(i, side, holds)` for
-/// each of the four sides, where the object's centre is at least 4 units (an eighth of the
-/// canvas) from the centre line, on the named side (`holds`) or on the opposite one.
+/// The side of the canvas an object clearly lies on along each axis, `(left | right, top |
+/// bottom)`: its centre is at least 4 units (an eighth of the canvas) from that axis's centre
+/// line (y grows down). Position questions ask about these; the patch-word loss can name them.
+pub fn object_sides(o: &Object) -> (Option<&'static str>, Option<&'static str>) {
+    let mid = crate::world::CANVAS_UNITS / 2.0;
+    let side = |off: f32, lo: &'static str, hi: &'static str| {
+        (off.abs() >= 4.0).then_some(if off < 0.0 { lo } else { hi })
+    };
+    (
+        side(o.x - mid, "left", "right"),
+        side(o.y - mid, "top", "bottom"),
+    )
+}
+
+/// Objects with unique shapes clearly on one side of a centre line ([`object_sides`]):
+/// `(i, side, holds)` for each of the four sides, on the named side (`holds`) or on the
+/// opposite one.
 fn clear_sides(scene: &Scene) -> Vec<(usize, &'static str, bool)> {
     let objs = &scene.objects;
-    let mid = crate::world::CANVAS_UNITS / 2.0;
     let mut found = Vec::new();
     for (i, o) in objs.iter().enumerate() {
         if objs.iter().filter(|p| p.shape == o.shape).count() != 1 {
             continue;
         }
-        // Offsets towards each side: left and top are smaller coordinates (y grows down).
-        for (side, off) in [
-            ("left", mid - o.x),
-            ("right", o.x - mid),
-            ("top", mid - o.y),
-            ("bottom", o.y - mid),
-        ] {
-            if off.abs() >= 4.0 {
-                found.push((i, side, off > 0.0));
+        let (sx, sy) = object_sides(o);
+        for (side, pair) in [(sx, ["left", "right"]), (sy, ["top", "bottom"])] {
+            if let Some(side) = side {
+                found.extend(pair.map(|named| (i, named, named == side)));
             }
         }
     }

@@ -599,19 +599,6 @@ pub struct UndBatch {
     pub patch_side_y_mask: Tensor<2>,
 }
 
-/// The side of the canvas an object clearly lies on along each axis (centre at least 4 units
-/// from the centre line, as position questions ask): `(left | right, top | bottom)`.
-pub fn object_sides(o: &compworld::Object) -> (Option<&'static str>, Option<&'static str>) {
-    let mid = compworld::world::CANVAS_UNITS / 2.0;
-    let side = |off: f32, lo: &'static str, hi: &'static str| {
-        (off.abs() >= 4.0).then_some(if off < 0.0 { lo } else { hi })
-    };
-    (
-        side(o.x - mid, "left", "right"),
-        side(o.y - mid, "top", "bottom"),
-    )
-}
-
 /// The front-most object under the centre of every `patch x patch` cell of a
 /// `resolution`-pixel image of `scene` (row-major, patchify order), or of the crop `region`
 /// (units) resized to the canvas.
@@ -702,7 +689,7 @@ pub fn und_batch(
                     size.push(word(o.size.word())?);
                     on.push(1.0f32);
                     size_on.push(whole);
-                    let (sx, sy) = object_sides(o);
+                    let (sx, sy) = compworld::vqa::object_sides(o);
                     for (side, ids, mask) in [
                         (sx, &mut side_x, &mut side_x_on),
                         (sy, &mut side_y, &mut side_y_on),
