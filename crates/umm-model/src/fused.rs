@@ -18,7 +18,9 @@
 //! the fused softmax (the backward keeps the probabilities and writes out `dv = p^T g`,
 //! `ds = p * (g v^T - rowsum(g v^T * p))`, `dq = ds k`, `dk = ds^T q`); on libtorch's CPU they
 //! are libtorch's own flash-attention kernels (`_scaled_dot_product_flash_attention_for_cpu`
-//! and its backward), the ones PyTorch's `scaled_dot_product_attention` runs.
+//! and its backward), the ones PyTorch's `scaled_dot_product_attention` runs. The model's
+//! packed attention hands those kernels the queries' scale rather than scaling the queries
+//! first and their gradient after ([`AttentionKernels::attention_forward_scaled`]).
 
 // burn marks its libtorch backend deprecated; it is still the fastest CPU backend here.
 #![allow(deprecated)]
@@ -92,7 +94,8 @@ pub trait FusedOps: Backend {
         bias: FloatTensor<Self>,
         n_heads: usize,
     ) -> FloatTensor<Self> {
-        let ([q, k, v], _) = unpack::<Self>(vec![qkv], n_heads);
+        let ([q, k, v], scale) = unpack::<Self>(vec![qkv], n_heads);
+        let q = Self::float_mul_scalar(q, scale.into());
         merge_heads::<Self>(Self::fused_attention(q, k, v, bias))
     }
 
@@ -105,14 +108,15 @@ pub trait FusedOps: Backend {
         bias: FloatTensor<Self>,
         n_heads: usize,
     ) -> FloatTensor<Self> {
-        let ([q, k, v], _) = unpack::<Self>(vec![first, second], n_heads);
+        let ([q, k, v], scale) = unpack::<Self>(vec![first, second], n_heads);
+        let q = Self::float_mul_scalar(q, scale.into());
         merge_heads::<Self>(Self::fused_attention(q, k, v, bias))
     }
 }
 
-/// Queries (scaled by `1 / sqrt(head_dim)`), keys and values `[b, heads, s, head_dim]` of the
-/// whole sequence from its packed segments (see [`FusedOps::fused_packed_attention`]), and
-/// the scale.
+/// Queries (not yet scaled), keys and values `[b, heads, s, head_dim]` of the whole sequence
+/// from its packed segments (see [`FusedOps::fused_packed_attention`]), and the queries'
+/// scale `1 / sqrt(head_dim)`.
 fn unpack<B: Backend>(qkv: Vec<FloatTensor<B>>, n_heads: usize) -> ([FloatTensor<B>; 3], f32) {
     let d = qkv[0].shape()[2] / 3;
     let scale = 1.0 / ((d / n_heads) as f32).sqrt();
@@ -128,8 +132,7 @@ fn unpack<B: Backend>(qkv: Vec<FloatTensor<B>>, n_heads: usize) -> ([FloatTensor
         };
         split_heads::<B>(whole, n_heads)
     };
-    let q = B::float_mul_scalar(part(0), scale.into());
-    ([q, part(1), part(2)], scale)
+    ([part(0), part(1), part(2)], scale)
 }
 
 /// `len` entries of `t` from `start` along `dim`.
@@ -193,6 +196,52 @@ pub trait AttentionKernels: Backend {
     ) -> [FloatTensor<Self>; 3] {
         composite_attention_backward::<Self>(g, q, k, v, p)
     }
+
+    /// [`AttentionKernels::attention_forward`] of queries not yet scaled: `softmax(scale q k^T +
+    /// bias) v`. Returns the output, the auxiliary tensor and the queries the backward is to be
+    /// given. By default the queries are scaled first (one pass over them) and kept scaled.
+    fn attention_forward_scaled(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> [FloatTensor<Self>; 3] {
+        scaled::<Self>(q, scale, |q| Self::attention_forward(q, k, v, bias))
+    }
+
+    /// The backward of [`AttentionKernels::attention_forward_scaled`], given the queries it
+    /// returned: `[dq, dk, dv]`, `dq` with respect to the queries before scaling.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward_scaled(
+        g: FloatTensor<Self>,
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        aux: FloatTensor<Self>,
+        scale: f32,
+    ) -> [FloatTensor<Self>; 3] {
+        scale_dq::<Self>(Self::attention_backward(g, q, k, v, bias, out, aux), scale)
+    }
+}
+
+/// `attend` of the queries scaled by `scale`: its output and auxiliary tensor, and the scaled
+/// queries (what the backward of pre-scaled attention is given).
+fn scaled<B: Backend>(
+    q: FloatTensor<B>,
+    scale: f32,
+    attend: impl FnOnce(FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>),
+) -> [FloatTensor<B>; 3] {
+    let q = B::float_mul_scalar(q, scale.into());
+    let (out, aux) = attend(q.clone());
+    [out, aux, q]
+}
+
+/// Gradients of pre-scaled attention turned into those of the queries before scaling.
+fn scale_dq<B: Backend>([dq, dk, dv]: [FloatTensor<B>; 3], scale: f32) -> [FloatTensor<B>; 3] {
+    [B::float_mul_scalar(dq, scale.into()), dk, dv]
 }
 
 /// The backward of [`composite_attention`] given its probabilities `p`: `[dq, dk, dv]`.
@@ -323,7 +372,9 @@ fn gelu_slope_fast(x: f32) -> f32 {
     cdf + x * 0.398_942_3 * e
 }
 
-/// libtorch's flash attention on the CPU (the composite elsewhere, e.g. on CUDA).
+/// libtorch's flash attention on the CPU (the composite elsewhere, e.g. on CUDA). The
+/// kernels take the queries' scale themselves, so the scaled variants pass it in rather than
+/// scaling the queries forward and their gradient backward (two passes a layer saved).
 #[cfg(feature = "tch")]
 impl AttentionKernels for burn::backend::LibTorch {
     fn attention_forward(
@@ -332,20 +383,10 @@ impl AttentionKernels for burn::backend::LibTorch {
         v: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        use burn::backend::libtorch::TchTensor;
         if q.tensor.device() != tch::Device::Cpu {
             return composite_attention::<Self>(q, k, v, bias);
         }
-        let (out, lse) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
-            &q.tensor,
-            &k.tensor,
-            &v.tensor,
-            0.0,
-            false,
-            Some(&bias.tensor),
-            1.0,
-        );
-        (TchTensor::new(out), TchTensor::new(lse))
+        flash_forward(&q, &k, &v, &bias, 1.0)
     }
 
     fn attention_backward(
@@ -357,25 +398,91 @@ impl AttentionKernels for burn::backend::LibTorch {
         out: FloatTensor<Self>,
         aux: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
-        use burn::backend::libtorch::TchTensor;
         if q.tensor.device() != tch::Device::Cpu {
             return composite_attention_backward::<Self>(g, q, k, v, aux);
         }
-        let (dq, dk, dv) =
-            tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
-                &g.tensor,
-                &q.tensor,
-                &k.tensor,
-                &v.tensor,
-                &out.tensor,
-                &aux.tensor,
-                0.0,
-                false,
-                Some(&bias.tensor),
-                1.0,
-            );
-        [TchTensor::new(dq), TchTensor::new(dk), TchTensor::new(dv)]
+        flash_backward([&g, &q, &k, &v, &bias, &out, &aux], 1.0)
     }
+
+    fn attention_forward_scaled(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> [FloatTensor<Self>; 3] {
+        if q.tensor.device() != tch::Device::Cpu {
+            return scaled::<Self>(q, scale, |q| composite_attention::<Self>(q, k, v, bias));
+        }
+        let (out, lse) = flash_forward(&q, &k, &v, &bias, scale);
+        [out, lse, q]
+    }
+
+    fn attention_backward_scaled(
+        g: FloatTensor<Self>,
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        aux: FloatTensor<Self>,
+        scale: f32,
+    ) -> [FloatTensor<Self>; 3] {
+        if q.tensor.device() != tch::Device::Cpu {
+            let grads = composite_attention_backward::<Self>(g, q, k, v, aux);
+            return scale_dq::<Self>(grads, scale);
+        }
+        flash_backward([&g, &q, &k, &v, &bias, &out, &aux], scale)
+    }
+}
+
+/// libtorch's CPU flash attention, `softmax(scale q k^T + bias) v`: the output and the
+/// log-sum-exp of each row, which its backward needs.
+#[cfg(feature = "tch")]
+fn flash_forward(
+    q: &burn::backend::libtorch::TchTensor,
+    k: &burn::backend::libtorch::TchTensor,
+    v: &burn::backend::libtorch::TchTensor,
+    bias: &burn::backend::libtorch::TchTensor,
+    scale: f32,
+) -> (
+    burn::backend::libtorch::TchTensor,
+    burn::backend::libtorch::TchTensor,
+) {
+    use burn::backend::libtorch::TchTensor;
+    let (out, lse) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
+        &q.tensor,
+        &k.tensor,
+        &v.tensor,
+        0.0,
+        false,
+        Some(&bias.tensor),
+        f64::from(scale),
+    );
+    (TchTensor::new(out), TchTensor::new(lse))
+}
+
+/// The backward of [`flash_forward`] from `[g, q, k, v, bias, out, lse]`: `[dq, dk, dv]`.
+#[cfg(feature = "tch")]
+fn flash_backward(
+    t: [&burn::backend::libtorch::TchTensor; 7],
+    scale: f32,
+) -> [burn::backend::libtorch::TchTensor; 3] {
+    use burn::backend::libtorch::TchTensor;
+    let [g, q, k, v, bias, out, lse] = t.map(|t| &t.tensor);
+    let (dq, dk, dv) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
+        g,
+        q,
+        k,
+        v,
+        out,
+        lse,
+        0.0,
+        false,
+        Some(bias),
+        f64::from(scale),
+    );
+    [TchTensor::new(dq), TchTensor::new(dk), TchTensor::new(dv)]
 }
 
 /// The forward and backward kernels of [`FusedOps::fused_layer_norm`] on an inner backend.
@@ -497,6 +604,27 @@ impl FusedOps for burn::backend::LibTorch {
     ) -> FloatTensor<Self> {
         // burn-tch's own attention takes the composite path when given a bias.
         <Self as AttentionKernels>::attention_forward(q, k, v, bias).0
+    }
+
+    fn fused_packed_attention(
+        qkv: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        n_heads: usize,
+    ) -> FloatTensor<Self> {
+        let ([q, k, v], scale) = unpack::<Self>(vec![qkv], n_heads);
+        let [out, ..] = Self::attention_forward_scaled(q, k, v, bias, scale);
+        merge_heads::<Self>(out)
+    }
+
+    fn fused_packed_attention2(
+        first: FloatTensor<Self>,
+        second: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        n_heads: usize,
+    ) -> FloatTensor<Self> {
+        let ([q, k, v], scale) = unpack::<Self>(vec![first, second], n_heads);
+        let [out, ..] = Self::attention_forward_scaled(q, k, v, bias, scale);
+        merge_heads::<Self>(out)
     }
 }
 
@@ -661,8 +789,9 @@ fn packed_attention_autodiff<
     struct PackedAttention<const N: usize>;
 
     impl<B: Backend + AttentionKernels, const N: usize> Backward<B, N> for PackedAttention<N> {
-        /// q (scaled), k, v, the mask, the output and the forward's auxiliary tensor; each
-        /// segment's length; the queries' scale.
+        /// q (as [`AttentionKernels::attention_forward_scaled`] returned it), k, v, the mask,
+        /// the output and the forward's auxiliary tensor; each segment's length; the queries'
+        /// scale.
         type State = ([FloatTensor<B>; 6], [usize; N], f32);
 
         fn backward(
@@ -675,8 +804,7 @@ fn packed_attention_autodiff<
             let ([q, k, v, bias, out, aux], lens, scale) = ops.state;
             let n_heads = q.shape()[1];
             let g = split_heads::<B>(g, n_heads);
-            let [dq, dk, dv] = B::attention_backward(g, q, k, v, bias, out, aux);
-            let dq = B::float_mul_scalar(dq, scale.into());
+            let [dq, dk, dv] = B::attention_backward_scaled(g, q, k, v, bias, out, aux, scale);
             let [dq, dk, dv] = [dq, dk, dv].map(merge_heads::<B>);
             let mut start = 0;
             for (node, len) in ops.parents.into_iter().zip(lens) {
@@ -709,11 +837,13 @@ fn packed_attention_autodiff<
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (out, aux) = B::attention_forward(q.clone(), k.clone(), v.clone(), bias.clone());
+            let [out, aux, q] =
+                B::attention_forward_scaled(q, k.clone(), v.clone(), bias.clone(), scale);
             let y = merge_heads::<B>(out.clone());
             prep.finish(([q, k, v, bias, out, aux], lens, scale), y)
         }
         OpsKind::UnTracked(prep) => {
+            let q = B::float_mul_scalar(q, scale.into());
             prep.finish(merge_heads::<B>(B::fused_attention(q, k, v, bias)))
         }
     }
