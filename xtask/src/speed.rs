@@ -314,6 +314,8 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
     ensure!(s.success(), "burn-speed export failed");
     let steps = a.steps.to_string();
     let mut train: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
+    // Each contender's median step of each round, for the paired (round by round) figures.
+    let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
     let mut sample: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
     let mut losses: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
     let mut sample_abs: Vec<f64> = vec![f64::NAN; cs.len()];
@@ -336,6 +338,7 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
         for (i, c) in cs.iter().enumerate() {
             let v = c.run("train", &["--steps", &steps])?;
             train[i].extend(floats(&v, "step_s"));
+            per_round[i].push(median(&floats(&v, "step_s")));
             losses[i] = floats(&v, "loss");
             if let Some(f) = v["flops"].as_f64() {
                 flops = f;
@@ -370,6 +373,7 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
             .zip(&losses[eager])
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f64::max);
+        let rounds = Paired::of(&per_round[i], &per_round[eager], &peaks, flops);
         rows.push(json!({
             "name": c.name,
             "step_s_median": step,
@@ -382,6 +386,12 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
             "losses": losses[i],
             "max_loss_diff_vs_torch_eager": dloss,
             "sample_mean_abs": sample_abs[i],
+            "step_s_per_round": per_round[i],
+            "ratio_per_round": rounds.ratios,
+            "ratio_median_of_rounds": median(&rounds.ratios),
+            "faster_than_torch_eager_rounds": rounds.faster,
+            "mfu_per_round": rounds.mfus,
+            "mfu_median_of_rounds": median(&rounds.mfus),
         }));
     }
     // The fastest Burn backend, and the fastest pure-Rust one.
@@ -434,6 +444,9 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
         "peak_gflops_per_round": peaks,
         "peak_library": peak_library,
         "mfu": burn["mfu"],
+        "ratio_burn_over_torch_paired": burn["ratio_median_of_rounds"],
+        "mfu_paired": burn["mfu_median_of_rounds"],
+        "burn_faster_rounds": burn["faster_than_torch_eager_rounds"],
         "pure_rust_backend": flex["name"],
         "pure_rust_step_s": flex["step_s_median"],
         "ratio_pure_rust_over_torch": flex["ratio_over_torch_eager"],
@@ -453,6 +466,34 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
     println!("{}", markdown(&report));
     println!("wrote {} and speed.md", path.display());
     Ok(())
+}
+
+/// A contender against PyTorch eager round by round: each round's two medians were measured
+/// minutes apart at most, so a host that slows down for a while slows both, where the
+/// medians over all rounds compare steps taken at different times.
+#[derive(Debug, PartialEq)]
+struct Paired {
+    /// The contender's median step over eager's, per round.
+    ratios: Vec<f64>,
+    /// Model FLOP/s of the contender's median step over the peak measured in the same round.
+    mfus: Vec<f64>,
+    /// Rounds in which the contender's median step was the shorter.
+    faster: usize,
+}
+
+impl Paired {
+    fn of(steps: &[f64], eager: &[f64], peaks: &[f64], flops: f64) -> Self {
+        let ratios: Vec<f64> = steps.iter().zip(eager).map(|(a, b)| a / b).collect();
+        Self {
+            faster: ratios.iter().filter(|&&r| r < 1.0).count(),
+            ratios,
+            mfus: steps
+                .iter()
+                .zip(peaks)
+                .map(|(s, p)| flops / s / 1e9 / p)
+                .collect(),
+        }
+    }
 }
 
 fn f(v: &Value) -> f64 {
@@ -475,15 +516,20 @@ pub fn markdown(r: &Value) -> String {
         f(&r["peak_gflops"]),
         r["peak_library"].as_str().unwrap_or("?"),
     );
-    s += "| contender | step (s) | / torch eager | GFLOP/s | MFU | sampling (images/s) | max loss diff vs torch eager |\n|---|---|---|---|---|---|---|\n";
+    s += "Step, ratio and MFU: medians over every timed step of every round; round by round: the median of each round's ratio of medians (the contender and PyTorch eager run minutes apart at most), and of each round's MFU against that round's peak.\n\n";
+    s += "| contender | step (s) | / torch eager | GFLOP/s | MFU | / torch eager, round by round | MFU, round by round | sampling (images/s) | max loss diff vs torch eager |\n|---|---|---|---|---|---|---|---|---|\n";
     for c in r["contenders"].as_array().into_iter().flatten() {
         s += &format!(
-            "| {} | {:.3} | {:.2} | {:.1} | {:.1}% | {:.1} | {:.1e} |\n",
+            "| {} | {:.3} | {:.2} | {:.1} | {:.1}% | {:.2} (faster in {} of {}) | {:.1}% | {:.1} | {:.1e} |\n",
             c["name"].as_str().unwrap_or("?"),
             f(&c["step_s_median"]),
             f(&c["ratio_over_torch_eager"]),
             f(&c["gflops"]),
             100.0 * f(&c["mfu"]),
+            f(&c["ratio_median_of_rounds"]),
+            c["faster_than_torch_eager_rounds"],
+            r["rounds"],
+            100.0 * f(&c["mfu_median_of_rounds"]),
             f(&c["sampling_images_per_s"]),
             f(&c["max_loss_diff_vs_torch_eager"]),
         );
@@ -541,6 +587,30 @@ mod tests {
             parse(&["--no-avx512", "--rounds", "3", "--round-prompts", "8,16"]),
             "cargo xtask bench speed --rounds 3 --no-avx512 --round-prompts 8,16"
         );
+    }
+
+    #[test]
+    fn paired_figures_compare_each_round_with_itself() {
+        // Round 2 is slow for both; the contender is 10% faster in rounds 1 and 2 and 10%
+        // slower in round 3, and its MFU uses each round's own peak (in GFLOP/s).
+        let p = Paired::of(
+            &[0.9, 1.8, 1.1],
+            &[1.0, 2.0, 1.0],
+            &[100.0, 50.0, 100.0],
+            9e10,
+        );
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        assert!(close(&p.ratios, &[0.9, 0.9, 1.1]), "{:?}", p.ratios);
+        assert!(
+            close(&p.mfus, &[1.0, 1.0, 9e10 / 1.1 / 1e9 / 100.0]),
+            "{:?}",
+            p.mfus
+        );
+        assert_eq!(p.faster, 2);
+        // The medians over all rounds compare the contender's 1.1 s with eager's 1.0 s, steps
+        // from different rounds, and call it 10% slower; round by round it is 10% faster.
+        assert_eq!(median(&[0.9, 1.8, 1.1]) / median(&[1.0, 2.0, 1.0]), 1.1);
+        assert_eq!(median(&p.ratios), 0.9);
     }
 
     #[test]
