@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// A compute backend and device, as `srum --device` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,8 +33,11 @@ impl DeviceKind {
     }
 }
 
-fn not_built(kind: DeviceKind, feature: &str) -> Error {
-    Error::Device(format!(
+/// The error for a `--device` whose backend this build left out (unused when every backend
+/// feature is on).
+#[cfg(not(all(feature = "ndarray", feature = "wgpu", feature = "tch")))]
+fn not_built(kind: DeviceKind, feature: &str) -> crate::Error {
+    crate::Error::Device(format!(
         "--device {} needs the `{feature}` cargo feature: rebuild with `cargo build --release \
          -p trainer --features {feature}` (see README, Backends)",
         kind.name()
