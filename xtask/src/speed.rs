@@ -480,7 +480,7 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
 /// A contender against PyTorch eager round by round: each round's two medians were measured
 /// minutes apart at most, so a host that slows down for a while slows both, where the
 /// medians over all rounds compare steps taken at different times.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Paired {
     /// The contender's median step over eager's, per round.
     ratios: Vec<f64>,
