@@ -37,6 +37,12 @@ pub struct SpeedArgs {
     /// Leave out Burn on libtorch (needs .venv-torch; installed on first use, about 6.7 GB).
     #[arg(long)]
     pub no_tch: bool,
+    /// Leave out every flex contender (plain, fast GELU, AVX-512): Burn on libtorch against
+    /// PyTorch alone, a race of a few minutes to check a libtorch change. The report's pure-Rust
+    /// fields are then null. The SRUM round cost runs on flex in-process whatever this says;
+    /// `--round-prompts ""` skips it.
+    #[arg(long, conflicts_with = "no_tch")]
+    pub no_flex: bool,
     /// Leave out flex with AVX-512 matmul kernels (`--features avx512`, built into
     /// target/v4: a second build of Burn, about 8 minutes the first time).
     #[arg(long)]
@@ -46,11 +52,26 @@ pub struct SpeedArgs {
     #[arg(long)]
     pub no_fast_gelu: bool,
     /// Prompt counts of the SRUM round-cost measurement (empty: skip it).
-    #[arg(long, value_delimiter = ',', default_value = "48,96,192")]
-    pub round_prompts: Vec<usize>,
+    #[arg(long, default_value = "48,96,192", value_parser = prompt_counts)]
+    pub round_prompts: PromptCounts,
     /// Where speed.json and speed.md go.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
+}
+
+/// A comma-separated list of prompt counts, possibly empty (one clap value, so that
+/// `--round-prompts ""` reads as no counts rather than as one unparsable count).
+pub type PromptCounts = Vec<usize>;
+
+fn prompt_counts(s: &str) -> Result<PromptCounts, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<usize>()
+                .map_err(|e| format!("{p:?} is not a prompt count: {e}"))
+        })
+        .collect()
 }
 
 impl SpeedArgs {
@@ -67,6 +88,7 @@ impl SpeedArgs {
         for (on, flag) in [
             (self.no_compile, " --no-compile"),
             (self.no_tch, " --no-tch"),
+            (self.no_flex, " --no-flex"),
             (self.no_avx512, " --no-avx512"),
             (self.no_fast_gelu, " --no-fast-gelu"),
         ] {
@@ -76,7 +98,10 @@ impl SpeedArgs {
         }
         if self.round_prompts != [48, 96, 192] {
             let p: Vec<String> = self.round_prompts.iter().map(|n| n.to_string()).collect();
-            c += &format!(" --round-prompts {}", p.join(","));
+            c += &match p.is_empty() {
+                true => " --round-prompts \"\"".to_string(),
+                false => format!(" --round-prompts {}", p.join(",")),
+            };
         }
         c
     }
@@ -94,15 +119,19 @@ struct Contender {
 }
 
 impl Contender {
-    fn run(&self, sub: &str, extra: &[&str]) -> Result<Value> {
+    /// The contender's program with its leading arguments and library path.
+    fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.lead)
-            .arg(sub)
-            .args(&self.backend_args)
-            .args(extra);
+        cmd.args(&self.lead);
         if let Some(ld) = &self.ld_path {
             cmd.env("LD_LIBRARY_PATH", ld);
         }
+        cmd
+    }
+
+    fn run(&self, sub: &str, extra: &[&str]) -> Result<Value> {
+        let mut cmd = self.command();
+        cmd.arg(sub).args(&self.backend_args).args(extra);
         let out = cmd
             .output()
             .with_context(|| format!("cannot start {cmd:?}"))?;
@@ -193,18 +222,21 @@ fn cargo_build_flex_aside(feature: &str) -> Result<PathBuf> {
 
 fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender>> {
     let dir = race.display().to_string();
-    let fast_gelu = if a.no_fast_gelu {
+    let fast_gelu = if a.no_fast_gelu || a.no_flex {
         None
     } else {
         Some(cargo_build_flex_aside("fast-gelu")?)
     };
-    let mut v = vec![Contender {
-        name: "burn-flex",
-        program: cargo_build_flex(None, None)?,
-        lead: vec![],
-        ld_path: None,
-        backend_args: vec!["--device".into(), "cpu".into()],
-    }];
+    let mut v = Vec::new();
+    if !a.no_flex {
+        v.push(Contender {
+            name: "burn-flex",
+            program: cargo_build_flex(None, None)?,
+            lead: vec![],
+            ld_path: None,
+            backend_args: vec!["--device".into(), "cpu".into()],
+        });
+    }
     if let Some(program) = fast_gelu {
         v.push(Contender {
             name: "burn-flex-fast-gelu",
@@ -214,7 +246,7 @@ fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender
             backend_args: vec!["--device".into(), "cpu".into()],
         });
     }
-    if !a.no_avx512 {
+    if !a.no_avx512 && !a.no_flex {
         v.push(Contender {
             name: "burn-flex-avx512",
             program: cargo_build_flex(Some("avx512"), Some("target/v4"))?,
@@ -307,7 +339,9 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
     let torch = ensure_torch()?;
     let race = PathBuf::from("target/speed-race");
     let cs = contenders(a, &torch, &race)?;
-    let s = Command::new(&cs[0].program)
+    // Every `burn-speed` exports the same inputs (built on flex whatever its backend).
+    let s = cs[0]
+        .command()
         .args(["export", "--out"])
         .arg(&race)
         .status()?;
@@ -403,15 +437,15 @@ pub fn run(a: &SpeedArgs) -> Result<()> {
             "mfu_median_of_rounds": median(&rounds.mfus),
         }));
     }
-    // The fastest Burn backend, and the fastest pure-Rust one.
+    // The fastest Burn backend, and the fastest pure-Rust one (none with --no-flex).
     let fastest = |prefix: &str| {
         rows.iter()
             .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
             .min_by(|a, b| f(&a["step_s_median"]).total_cmp(&f(&b["step_s_median"])))
-            .expect("flex always runs")
     };
-    let burn = fastest("burn-");
-    let flex = fastest("burn-flex");
+    let burn = fastest("burn-").expect("a Burn contender always runs");
+    let none = Value::Null;
+    let flex = fastest("burn-flex").unwrap_or(&none);
     let torch_row = &rows[eager];
     // How a SRUM round's cost grows with its prompts.
     let mut scaling = Vec::new();
@@ -596,6 +630,21 @@ mod tests {
             parse(&["--no-avx512", "--rounds", "3", "--round-prompts", "8,16"]),
             "cargo xtask bench speed --rounds 3 --no-avx512 --round-prompts 8,16"
         );
+        assert_eq!(
+            parse(&["--no-flex", "--no-compile", "--round-prompts", ""]),
+            "cargo xtask bench speed --no-compile --no-flex --round-prompts \"\""
+        );
+        let counts = |args: &[&str]| {
+            let v = std::iter::once("speed").chain(args.iter().copied());
+            <Cli as clap::Parser>::try_parse_from(v).map(|c| c.a.round_prompts)
+        };
+        assert_eq!(counts(&[]).unwrap(), [48, 96, 192]);
+        assert_eq!(counts(&["--round-prompts", "8, 16"]).unwrap(), [8, 16]);
+        assert!(counts(&["--round-prompts", ""]).unwrap().is_empty());
+        assert!(counts(&["--round-prompts", "8,x"]).is_err());
+        // Without flex and without libtorch no Burn contender would be left.
+        let both = ["speed", "--no-flex", "--no-tch"];
+        assert!(<Cli as clap::Parser>::try_parse_from(both).is_err());
     }
 
     #[test]
