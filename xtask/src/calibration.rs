@@ -42,6 +42,12 @@ pub struct CalibrationArgs {
     /// Score true renders and one-constraint violations of the prompts instead of the model's
     /// own images: the judgment on clean images, apart from the generator's blobs.
     pub renders: bool,
+    /// With `renders`: redraw every render (and violation) in the generator's style before it
+    /// is judged, as pretraining's `und_restyle` does (noised to this flow time, carried back
+    /// to 0 by [`REDRAW_STEPS`] Euler steps of `checkpoint`'s unconditional velocity); the
+    /// oracle judges the redrawn images. Between clean renders (0) and the model's own images
+    /// (1): where along the way the judge stops agreeing with the oracle.
+    pub redraw: Option<f32>,
     /// Guidance of the model's own images (unused with `renders`).
     pub cfg_scale: f32,
     /// How g is read off the model (the default of the reward: combined).
@@ -53,6 +59,9 @@ pub struct CalibrationArgs {
     /// One JSON line per image, if given.
     pub per_image: Option<std::path::PathBuf>,
 }
+
+/// Euler steps of `--redraw`: those of pretraining's restyling (`und_restyle_steps`' default).
+pub const REDRAW_STEPS: usize = 4;
 
 /// The sampler of the model's own images: the default one at the run's guidance.
 fn sample_config(a: &CalibrationArgs) -> SampleConfig {
@@ -278,6 +287,38 @@ fn sign(v: f32) -> i32 {
     }
 }
 
+/// `images` redrawn by `a.checkpoint`'s generator from flow time `t` ([`REDRAW_STEPS`]
+/// unconditional Euler steps, pretraining's `restyle`), 32 at a time, seeded.
+fn redraw(images: &[Image], t: f32, a: &CalibrationArgs, device: &Device) -> Result<Vec<Image>> {
+    ensure!(
+        t > 0.0 && t <= 1.0,
+        "--redraw must be a flow time in (0, 1], not {t}"
+    );
+    let (model, meta) = umm_model::checkpoint::load(&a.checkpoint, device)?;
+    let (cfg, tok) = (meta.config, WordTokenizer::compworld());
+    let mut rng = Rng::new(0x7ed7a3);
+    let pb = bar(images.len(), "redrawing");
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(32) {
+        let refs: Vec<&Image> = chunk.iter().collect();
+        let x = umm_model::patchify(
+            umm_model::understand::images_tensor(&refs, device),
+            cfg.patch,
+        );
+        let all = vec![true; chunk.len()];
+        let x = trainer::pretrain::restyle(
+            &model, &cfg, &tok, x, &all, 1.0, [t, t], REDRAW_STEPS, &mut rng,
+        )?;
+        let px = umm_model::unpatchify(x, cfg.patch, cfg.resolution)
+            .add_scalar(1.0)
+            .div_scalar(2.0);
+        out.extend(umm_model::sampler::to_images(px)?);
+        pb.set_position(out.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
 /// Proposal recall on true renders: (found, total) per category.
 fn proposal_recall(plan: &Plan, res: usize) -> BTreeMap<String, (usize, usize)> {
     let cfg = ProposerConfig::default();
@@ -338,7 +379,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         .flat_map(|(_, ps)| ps.iter().flat_map(|p| std::iter::repeat_n(p, a.samples)))
         .collect();
     let images: Vec<Image> = if a.renders {
-        // Even samples: a true render; odd samples: a one-constraint violation (when one can
+        let renders: Vec<Image> = // Even samples: a true render; odd samples: a one-constraint violation (when one can
         // be drawn, else another true render).
         requests
             .iter()
@@ -360,7 +401,11 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                     .expect("a val prompt has a scene");
                 render(&scene, res)
             })
-            .collect()
+            .collect();
+        match a.redraw {
+            Some(t) => redraw(&renders, t, a, &device)?,
+            None => renders,
+        }
     } else {
         let mut generator = UmmGenerator::load(&a.checkpoint, sample_config(a), 64, &device)?;
         let pb = bar(requests.len(), "generating");
@@ -607,6 +652,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             a.samples,
             if a.renders {
                 " --renders".to_string()
+                    + &a.redraw.map(|t| format!(" --redraw {t}")).unwrap_or_default()
             } else {
                 format!(" --cfg-scale {}", a.cfg_scale)
             },
@@ -621,7 +667,12 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             a.out_json.display(),
             a.out_png.display()
         ),
-        source: if a.renders {
+        source: if let (true, Some(t)) = (a.renders, a.redraw) {
+            format!(
+                "true renders (even samples) and one-constraint violations (odd samples), each \
+                 redrawn by the generator from flow time {t} in {REDRAW_STEPS} Euler steps"
+            )
+        } else if a.renders {
             "true renders (even samples) and one-constraint violations (odd samples)".into()
         } else {
             "the model's own images".into()

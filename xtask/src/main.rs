@@ -173,6 +173,11 @@ enum Cmd {
         /// (the judgment on clean images; use with other --out and --plot paths).
         #[arg(long)]
         renders: bool,
+        /// With --renders: redraw each render in the generator's style from this flow time
+        /// (0 to 1; 4 unconditional Euler steps, as pretraining's und_restyle) before it is
+        /// judged; the oracle judges the redrawn images.
+        #[arg(long, requires = "renders")]
+        redraw: Option<f32>,
         /// Guidance of the model's own images (ignored with --renders).
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
@@ -317,6 +322,7 @@ fn run(cli: Cli) -> Result<()> {
             split,
             samples,
             renders,
+            redraw,
             cfg_scale,
             global,
             question_only,
@@ -330,6 +336,7 @@ fn run(cli: Cli) -> Result<()> {
             split,
             samples,
             renders,
+            redraw,
             cfg_scale,
             global: if question_only {
                 reward_global::GlobalMode::Question
