@@ -287,14 +287,19 @@ fn sign(v: f32) -> i32 {
     }
 }
 
-/// `images` redrawn by `a.checkpoint`'s generator from flow time `t` ([`REDRAW_STEPS`]
+/// `images` redrawn by `checkpoint`'s generator from flow time `t` ([`REDRAW_STEPS`]
 /// unconditional Euler steps, pretraining's `restyle`), 32 at a time, seeded.
-fn redraw(images: &[Image], t: f32, a: &CalibrationArgs, device: &Device) -> Result<Vec<Image>> {
+fn redraw(
+    images: &[Image],
+    t: f32,
+    checkpoint: &std::path::Path,
+    device: &Device,
+) -> Result<Vec<Image>> {
     ensure!(
         t > 0.0 && t <= 1.0,
         "--redraw must be a flow time in (0, 1], not {t}"
     );
-    let (model, meta) = umm_model::checkpoint::load(&a.checkpoint, device)?;
+    let (model, meta) = umm_model::checkpoint::load(checkpoint, device)?;
     let (cfg, tok) = (meta.config, WordTokenizer::compworld());
     let mut rng = Rng::new(0x7ed7a3);
     let pb = bar(images.len(), "redrawing");
@@ -307,7 +312,15 @@ fn redraw(images: &[Image], t: f32, a: &CalibrationArgs, device: &Device) -> Res
         );
         let all = vec![true; chunk.len()];
         let x = trainer::pretrain::restyle(
-            &model, &cfg, &tok, x, &all, 1.0, [t, t], REDRAW_STEPS, &mut rng,
+            &model,
+            &cfg,
+            &tok,
+            x,
+            &all,
+            1.0,
+            [t, t],
+            REDRAW_STEPS,
+            &mut rng,
         )?;
         let px = umm_model::unpatchify(x, cfg.patch, cfg.resolution)
             .add_scalar(1.0)
@@ -403,7 +416,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             })
             .collect();
         match a.redraw {
-            Some(t) => redraw(&renders, t, a, &device)?,
+            Some(t) => redraw(&renders, t, &a.checkpoint, &device)?,
             None => renders,
         }
     } else {
@@ -652,7 +665,9 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             a.samples,
             if a.renders {
                 " --renders".to_string()
-                    + &a.redraw.map(|t| format!(" --redraw {t}")).unwrap_or_default()
+                    + &a.redraw
+                        .map(|t| format!(" --redraw {t}"))
+                        .unwrap_or_default()
             } else {
                 format!(" --cfg-scale {}", a.cfg_scale)
             },
@@ -738,7 +753,43 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{auc, auc_interval, name_agreement, replot};
+    use super::{auc, auc_interval, name_agreement, redraw, replot};
+
+    #[test]
+    fn redrawing_keeps_a_render_at_low_noise_and_replaces_it_at_full_noise() {
+        use compworld::{Rng, render, sample_scene};
+        let base = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../datasets/checkpoints/base-tiny.safetensors"
+        ));
+        let device = burn::prelude::Device::flex();
+        let renders: Vec<compworld::Image> = ["a red circle", "a blue square and a green cross"]
+            .iter()
+            .map(|p| {
+                let m = compworld::Prompt::parse(p).expect("a prompt").meaning;
+                let s = sample_scene(&m, p, &mut Rng::new(3)).expect("a scene");
+                render(&s, 32)
+            })
+            .collect();
+        // Mean absolute pixel change, over both images.
+        let change = |t: f32| {
+            let out = redraw(&renders, t, base, &device).expect("redrawn");
+            assert_eq!(out.len(), 2);
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                renders.iter().flat_map(|i| i.to_chw()).collect(),
+                out.iter().flat_map(|i| i.to_chw()).collect(),
+            );
+            assert!(b.iter().all(|v| (0.0..=1.0).contains(v)));
+            a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32
+        };
+        let (low, full) = (change(0.05), change(1.0));
+        // Pixels handed over in the wrong range (the bug restyle once had) move every pixel by
+        // about half the range even at t = 0.05.
+        assert!(low < 0.05, "t = 0.05 changed pixels by {low}");
+        assert!(full > 4.0 * low, "t = 1 changed {full}, t = 0.05 {low}");
+        assert!(redraw(&renders, 0.0, base, &device).is_err());
+        assert!(redraw(&renders, 1.5, base, &device).is_err());
+    }
 
     #[test]
     fn region_names_are_compared_with_the_oracle_attribute_by_attribute() {
