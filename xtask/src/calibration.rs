@@ -121,6 +121,9 @@ struct Calibration {
     judge: Option<String>,
     /// What was scored.
     source: String,
+    /// The flow time the renders were redrawn from (`--redraw`), when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redraw: Option<f32>,
     samples_per_prompt: usize,
     command: String,
     wall_s: f64,
@@ -174,6 +177,135 @@ pub fn replot(json: &std::path::Path, png: &std::path::Path) -> Result<()> {
         r.auc_global,
         png,
     )
+}
+
+/// One point of a redraw sweep, read back from a calibration report.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SweepPoint {
+    /// Flow time of the redrawing; 0 for clean renders; `None` for the model's own images.
+    #[serde(skip)]
+    pub t: Option<f64>,
+    pub auc_global: f64,
+    pub region_sign_agreement: f64,
+    pub region_name_agreement: BTreeMap<String, f64>,
+    pub oracle_correct: usize,
+    pub images: usize,
+    source: String,
+    #[serde(default)]
+    redraw: Option<f64>,
+}
+
+/// The calibration reports of a redraw sweep in `dir` (`renders-*.json` and `own.json`): the
+/// renders' points ordered by flow time, and the own images' point, if there.
+pub fn read_sweep(dir: &std::path::Path) -> Result<(Vec<SweepPoint>, Option<SweepPoint>)> {
+    let mut points = Vec::new();
+    let mut own = None;
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        let mut p: SweepPoint = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a calibration report: {e}", f.display()))?;
+        if p.source.starts_with("true renders") {
+            p.t = Some(p.redraw.unwrap_or(0.0));
+            points.push(p);
+        } else {
+            ensure!(
+                own.is_none(),
+                "two reports of own images in {}",
+                dir.display()
+            );
+            own = Some(p);
+        }
+    }
+    points.sort_by(|a, b| a.t.partial_cmp(&b.t).expect("finite flow times"));
+    ensure!(
+        !points.is_empty(),
+        "no reports of renders in {}",
+        dir.display()
+    );
+    Ok((points, own))
+}
+
+/// The judge against the oracle along a redraw sweep: AUC of g, region sign agreement and the
+/// shape agreement of region names, against the flow time the renders were redrawn from, with
+/// the model's own images as dashed levels; and the share of images the oracle calls correct.
+pub fn plot_sweep(dir: &std::path::Path, png: &std::path::Path) -> Result<()> {
+    use plotters::prelude::*;
+    crate::plot::init_font()?;
+    let (points, own) = read_sweep(dir)?;
+    let root = BitMapBackend::new(png, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "The judge against the oracle, renders redrawn by the generator",
+            ("sans-serif", 21),
+        )
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("flow time the renders were redrawn from (0: clean renders)")
+        .y_desc("share (for g: AUC)")
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    type Metric = fn(&SweepPoint) -> f64;
+    let series: [(&str, RGBColor, Metric); 4] = [
+        ("AUC of g", BLUE, |p| p.auc_global),
+        ("region sign agreement", RED, |p| p.region_sign_agreement),
+        ("region shape words the oracle agrees with", GREEN, |p| {
+            p.region_name_agreement
+                .get("shape")
+                .copied()
+                .unwrap_or(f64::NAN)
+        }),
+        (
+            "images the oracle calls correct",
+            RGBColor(120, 120, 120),
+            |p| p.oracle_correct as f64 / p.images.max(1) as f64,
+        ),
+    ];
+    for (name, colour, f) in series {
+        let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.t.unwrap_or(0.0), f(p))).collect();
+        chart
+            .draw_series(LineSeries::new(xy.clone(), colour.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+        chart.draw_series(xy.iter().map(|&c| Circle::new(c, 4, colour.filled())))?;
+        if let Some(o) = &own {
+            let v = f(o);
+            chart.draw_series(DashedLineSeries::new(
+                vec![(0.0, v), (1.0, v)],
+                6,
+                4,
+                colour.stroke_width(1),
+            ))?;
+        }
+    }
+    if own.is_some() {
+        chart.draw_series(std::iter::once(Text::new(
+            "dashed: the model's own images (guidance 8)",
+            (0.02, 0.04),
+            ("sans-serif", 14),
+        )))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// Area under the ROC curve: the chance a positive outranks a negative (ties count half).
@@ -649,6 +781,7 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         per_category: per,
         checkpoint: a.checkpoint.display().to_string(),
         judge: a.judge.as_ref().map(|j| j.display().to_string()),
+        redraw: a.redraw.filter(|_| a.renders),
         samples_per_prompt: a.samples,
         command: format!(
             "cargo xtask reward-calibration --checkpoint {}{}{} --samples {}{}{}{} --out {} --plot {}",
@@ -753,7 +886,57 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{auc, auc_interval, name_agreement, redraw, replot};
+    use super::{auc, auc_interval, name_agreement, read_sweep, redraw, replot};
+
+    #[test]
+    fn a_sweep_orders_the_renders_by_flow_time_and_keeps_the_own_images_apart() {
+        let dir = std::env::temp_dir().join(format!("srum-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = |source: &str, redraw: Option<f64>, auc: f64| {
+            let mut v = serde_json::json!({
+                "auc_global": auc, "region_sign_agreement": 0.5,
+                "region_name_agreement": {"shape": 0.4}, "oracle_correct": 3, "images": 10,
+                "source": source,
+            });
+            if let Some(t) = redraw {
+                v["redraw"] = t.into();
+            }
+            v.to_string()
+        };
+        let renders = "true renders (even samples) and one-constraint violations (odd samples)";
+        // File names sort 0.9 < none, and "own" between: the order must come from the reports.
+        std::fs::write(
+            dir.join("renders-0.9.json"),
+            report(renders, Some(0.9), 0.6),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("renders-0.3.json"),
+            report(renders, Some(0.3), 0.8),
+        )
+        .unwrap();
+        std::fs::write(dir.join("renders-none.json"), report(renders, None, 0.9)).unwrap();
+        std::fs::write(
+            dir.join("own.json"),
+            report("the model's own images", None, 0.62),
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a report").unwrap();
+        let (points, own) = read_sweep(&dir).unwrap();
+        let ts: Vec<Option<f64>> = points.iter().map(|p| p.t).collect();
+        assert_eq!(ts, [Some(0.0), Some(0.3), Some(0.9)]);
+        let aucs: Vec<f64> = points.iter().map(|p| p.auc_global).collect();
+        assert_eq!(aucs, [0.9, 0.8, 0.6]);
+        assert_eq!(own.map(|o| o.auc_global), Some(0.62));
+        // A second report of own images is ambiguous.
+        std::fs::write(
+            dir.join("own2.json"),
+            report("the model's own images", None, 0.5),
+        )
+        .unwrap();
+        assert!(read_sweep(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn redrawing_keeps_a_render_at_low_noise_and_replaces_it_at_full_noise() {

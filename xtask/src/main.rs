@@ -387,6 +387,13 @@ fn run(cli: Cli) -> Result<()> {
                     println!("wrote {}", png.display());
                 }
             }
+            // The judge along the redraw sweep, from its reports.
+            let sweep = PathBuf::from("results/redraw-sweep");
+            if sweep.is_dir() {
+                let png = sweep.with_extension("png");
+                calibration::plot_sweep(&sweep, &png)?;
+                println!("wrote {}", png.display());
+            }
         }
         Cmd::SampleGrid { grid, seed, split } => {
             let out = PathBuf::from("results/ablation")
