@@ -464,6 +464,88 @@ fn redraw(
     Ok(out)
 }
 
+/// A picture of what a redraw sweep scores: the true render of the first prompt of each
+/// category of `split` (the calibration's first sample, same scene), redrawn by `checkpoint`
+/// from each flow time of `times` (0: the render itself), one row per time, and a last row of
+/// the model's own image of each prompt (guidance `cfg_scale`, the calibration's first seed).
+/// The oracle's score is written under each image.
+pub fn redraw_grid(
+    checkpoint: &std::path::Path,
+    split: &std::path::Path,
+    times: &[f32],
+    cfg_scale: f32,
+    out: &std::path::Path,
+) -> Result<()> {
+    let device = Device::flex();
+    let plan = Plan::from_split(&load_split(split)?, Category::ALL)?;
+    let (_, meta) = umm_model::checkpoint::load(checkpoint, &device)?;
+    let res = meta.config.resolution;
+    let requests = plan.requests(BenchConfig {
+        samples: 1,
+        first_seed: bench_compbench::FIRST_SEED,
+    });
+    // The first prompt of each category.
+    let firsts: Vec<_> = requests.iter().filter(|r| r.prompt_index == 0).collect();
+    let prompts: Vec<&Prompt> = plan
+        .categories
+        .iter()
+        .filter_map(|(_, ps)| ps.first())
+        .collect();
+    ensure!(firsts.len() == prompts.len(), "one request per category");
+    let renders: Vec<Image> = firsts
+        .iter()
+        .zip(&prompts)
+        .map(|(r, p)| {
+            let mut rng = Rng::derive(r.seed, &p.text);
+            let scene = sample_scene(&p.meaning, &p.text, &mut rng)?;
+            Ok(render(&scene, res))
+        })
+        .collect::<Result<_, compworld::Error>>()?;
+    let scored = |images: Vec<Image>| -> Vec<(Image, f64)> {
+        images
+            .into_iter()
+            .zip(&prompts)
+            .map(|(i, p)| {
+                let s = f64::from(scene_oracle::score(&i, p).score);
+                (i, s)
+            })
+            .collect()
+    };
+    let mut rows = Vec::new();
+    for &t in times {
+        let images = if t == 0.0 {
+            renders.clone()
+        } else {
+            redraw(&renders, t, checkpoint, &device)?
+        };
+        rows.push(crate::plot::GridRow {
+            caption: if t == 0.0 {
+                "true renders".into()
+            } else {
+                format!("redrawn from flow time {t}")
+            },
+            images: scored(images),
+        });
+    }
+    let mut generator = UmmGenerator::load(
+        checkpoint,
+        SampleConfig {
+            cfg_scale,
+            ..SampleConfig::default()
+        },
+        64,
+        &device,
+    )?;
+    let reqs: Vec<_> = firsts.iter().map(|r| (*r).clone()).collect();
+    let (own, _) = bench_compbench::harness::generate_all(&mut generator, &reqs, &mut |_| {})?;
+    rows.push(crate::plot::GridRow {
+        caption: format!("the model's own images (guidance {cfg_scale})"),
+        images: scored(own),
+    });
+    let names: Vec<String> = plan.categories.iter().map(|(c, _)| c.clone()).collect();
+    crate::plot::labelled_grid(&rows, &format!("columns: {}", names.join(", ")), 3, out)
+}
+
 /// Proposal recall on true renders: (found, total) per category.
 fn proposal_recall(plan: &Plan, res: usize) -> BTreeMap<String, (usize, usize)> {
     let cfg = ProposerConfig::default();

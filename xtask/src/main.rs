@@ -152,6 +152,30 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::BenchCmd,
     },
+    /// A picture of a redraw sweep (`reward-calibration --renders --redraw T`): the first
+    /// prompt of each category rendered, redrawn by the generator from each flow time, and
+    /// drawn by the model itself, the oracle's score under each image.
+    RedrawGrid {
+        /// The generator (.safetensors with its .meta.toml sidecar).
+        #[arg(long, default_value = "datasets/checkpoints/base-tiny.safetensors")]
+        checkpoint: PathBuf,
+        /// Prompt split.
+        #[arg(long, default_value = calibration::DEFAULT_SPLIT)]
+        split: PathBuf,
+        /// Flow times, one row each (0: the true render).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "0,0.15,0.3,0.45,0.6,0.75,0.9,1"
+        )]
+        times: Vec<f32>,
+        /// Guidance of the last row, the model's own images.
+        #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
+        cfg_scale: f32,
+        /// Output PNG.
+        #[arg(long, default_value = "results/redraw-sweep-images.png")]
+        out: PathBuf,
+    },
     /// How well the self-rewards agree with the oracle on the base model's own images of the
     /// val prompts (AUC of the global score, region-score sign agreement, proposal recall on
     /// true renders); writes results/reward-calibration.json and a reliability plot.
@@ -316,6 +340,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Tch { args } => tch::run(&args)?,
         Cmd::Bench { which } => bench::run(which)?,
+        Cmd::RedrawGrid {
+            checkpoint,
+            split,
+            times,
+            cfg_scale,
+            out,
+        } => {
+            calibration::redraw_grid(&checkpoint, &split, &times, cfg_scale, &out)?;
+            println!("wrote {}", out.display());
+        }
         Cmd::RewardCalibration {
             checkpoint,
             judge,
