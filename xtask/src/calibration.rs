@@ -186,6 +186,9 @@ pub struct SweepPoint {
     #[serde(skip)]
     pub t: Option<f64>,
     pub auc_global: f64,
+    /// The AUC's 95% bootstrap interval (wide where the oracle calls few images correct).
+    #[serde(default)]
+    pub auc_global_ci95: Option<[f64; 2]>,
     pub region_sign_agreement: f64,
     pub region_name_agreement: BTreeMap<String, f64>,
     pub oracle_correct: usize,
@@ -248,11 +251,13 @@ pub fn plot_sweep(dir: &std::path::Path, png: &std::path::Path) -> Result<()> {
         .margin(14)
         .x_label_area_size(44)
         .y_label_area_size(52)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        // Headroom above 1 for the legend.
+        .build_cartesian_2d(0.0..1.0, 0.0..1.32)?;
     chart
         .configure_mesh()
         .x_desc("flow time the renders were redrawn from (0: clean renders)")
-        .y_desc("share (for g: AUC)")
+        .y_desc("share (for g: AUC, with its 95% interval)")
+        .y_labels(8)
         .label_style(("sans-serif", 14))
         .draw()?;
     type Metric = fn(&SweepPoint) -> f64;
@@ -271,6 +276,15 @@ pub fn plot_sweep(dir: &std::path::Path, png: &std::path::Path) -> Result<()> {
             |p| p.oracle_correct as f64 / p.images.max(1) as f64,
         ),
     ];
+    chart.draw_series(points.iter().filter_map(|p| {
+        let [lo, hi] = p.auc_global_ci95?;
+        let t = p.t.unwrap_or(0.0);
+        // The interval as a thin vertical bar (plotters' ErrorBar needs a feature).
+        Some(PathElement::new(
+            vec![(t, lo), (t, hi)],
+            BLUE.stroke_width(1),
+        ))
+    }))?;
     for (name, colour, f) in series {
         let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.t.unwrap_or(0.0), f(p))).collect();
         chart
