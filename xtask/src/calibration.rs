@@ -1119,6 +1119,14 @@ mod tests {
                 "results/{stem}.png is stale: run `cargo xtask plot`"
             );
         }
+        // The redraw sweep's plot, from its reports.
+        let png = dir.join("redraw-sweep.png");
+        super::plot_sweep(&root.join("results/redraw-sweep"), &png).unwrap();
+        assert!(
+            std::fs::read(&png).unwrap()
+                == std::fs::read(root.join("results/redraw-sweep.png")).unwrap(),
+            "results/redraw-sweep.png is stale: run `cargo xtask plot`"
+        );
         let bad = dir.join("bad.json");
         std::fs::write(&bad, "{\"auc_global\": 0.5}").unwrap();
         let err = replot(&bad, &dir.join("bad.png")).unwrap_err().to_string();
