@@ -196,6 +196,9 @@ pub struct SweepPoint {
     source: String,
     #[serde(default)]
     redraw: Option<f64>,
+    /// The command that made the report (its `--cfg-scale` names the own images' guidance).
+    #[serde(default)]
+    command: String,
 }
 
 /// The calibration reports of a redraw sweep in `dir` (`renders-*.json` and `own.json`): the
@@ -304,9 +307,15 @@ pub fn plot_sweep(dir: &std::path::Path, png: &std::path::Path) -> Result<()> {
             ))?;
         }
     }
-    if own.is_some() {
+    if let Some(o) = &own {
+        let guidance = o
+            .command
+            .split_once("--cfg-scale ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .map(|g| format!(" (guidance {g})"))
+            .unwrap_or_default();
         chart.draw_series(std::iter::once(Text::new(
-            "dashed: the model's own images (guidance 8)",
+            format!("dashed: the model's own images{guidance}"),
             (0.02, 0.04),
             ("sans-serif", 14),
         )))?;
