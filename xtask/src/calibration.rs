@@ -24,8 +24,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reward_local::proposer::BoxPx;
 use reward_local::{ProposerConfig, propose, score_regions_with};
 use serde::Serialize;
-use umm_model::WordTokenizer;
 use umm_model::sampler::SampleConfig;
+use umm_model::{Umm, UmmConfig, WordTokenizer};
 
 /// The prompt split a calibration reads unless told otherwise.
 pub const DEFAULT_SPLIT: &str = "datasets/splits/val.tsv";
@@ -442,20 +442,20 @@ fn sign(v: f32) -> i32 {
     }
 }
 
-/// `images` redrawn by `checkpoint`'s generator from flow time `t` ([`REDRAW_STEPS`]
-/// unconditional Euler steps, pretraining's `restyle`), 32 at a time, seeded.
+/// `images` redrawn by the generator `model` (configuration `cfg`) from flow time `t`
+/// ([`REDRAW_STEPS`] unconditional Euler steps, pretraining's `restyle`), 32 at a time, seeded.
 fn redraw(
     images: &[Image],
     t: f32,
-    checkpoint: &std::path::Path,
+    model: &Umm,
+    cfg: &UmmConfig,
     device: &Device,
 ) -> Result<Vec<Image>> {
     ensure!(
         t > 0.0 && t <= 1.0,
         "--redraw must be a flow time in (0, 1], not {t}"
     );
-    let (model, meta) = umm_model::checkpoint::load(checkpoint, device)?;
-    let (cfg, tok) = (meta.config, WordTokenizer::compworld());
+    let tok = WordTokenizer::compworld();
     let mut rng = Rng::new(0x7ed7a3);
     let pb = bar(images.len(), "redrawing");
     let mut out = Vec::with_capacity(images.len());
@@ -467,8 +467,8 @@ fn redraw(
         );
         let all = vec![true; chunk.len()];
         let x = trainer::pretrain::restyle(
-            &model,
-            &cfg,
+            model,
+            cfg,
             &tok,
             x,
             &all,
@@ -501,7 +501,7 @@ pub fn redraw_grid(
 ) -> Result<()> {
     let device = Device::flex();
     let plan = Plan::from_split(&load_split(split)?, Category::ALL)?;
-    let (_, meta) = umm_model::checkpoint::load(checkpoint, &device)?;
+    let (model, meta) = umm_model::checkpoint::load(checkpoint, &device)?;
     let res = meta.config.resolution;
     let requests = plan.requests(BenchConfig {
         samples: 1,
@@ -539,7 +539,7 @@ pub fn redraw_grid(
         let images = if t == 0.0 {
             renders.clone()
         } else {
-            redraw(&renders, t, checkpoint, &device)?
+            redraw(&renders, t, &model, &meta.config, &device)?
         };
         rows.push(crate::plot::GridRow {
             caption: if t == 0.0 {
@@ -629,9 +629,9 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         .flat_map(|(_, ps)| ps.iter().flat_map(|p| std::iter::repeat_n(p, a.samples)))
         .collect();
     let images: Vec<Image> = if a.renders {
-        let renders: Vec<Image> = // Even samples: a true render; odd samples: a one-constraint violation (when one can
+        // Even samples: a true render; odd samples: a one-constraint violation (when one can
         // be drawn, else another true render).
-        requests
+        let renders: Vec<Image> = requests
             .iter()
             .zip(&prompts)
             .map(|(r, p)| {
@@ -653,7 +653,11 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
             })
             .collect();
         match a.redraw {
-            Some(t) => redraw(&renders, t, &a.checkpoint, &device)?,
+            Some(t) => {
+                // The generator is `checkpoint`, whoever judges.
+                let (generator, gmeta) = umm_model::checkpoint::load(&a.checkpoint, &device)?;
+                redraw(&renders, t, &generator, &gmeta.config, &device)?
+            }
             None => renders,
         }
     } else {
@@ -1051,6 +1055,7 @@ mod tests {
             "/../datasets/checkpoints/base-tiny.safetensors"
         ));
         let device = burn::prelude::Device::flex();
+        let (model, meta) = umm_model::checkpoint::load(base, &device).expect("the shipped base");
         let renders: Vec<compworld::Image> = ["a red circle", "a blue square and a green cross"]
             .iter()
             .map(|p| {
@@ -1061,7 +1066,7 @@ mod tests {
             .collect();
         // Mean absolute pixel change, over both images.
         let change = |t: f32| {
-            let out = redraw(&renders, t, base, &device).expect("redrawn");
+            let out = redraw(&renders, t, &model, &meta.config, &device).expect("redrawn");
             assert_eq!(out.len(), 2);
             let (a, b): (Vec<f32>, Vec<f32>) = (
                 renders.iter().flat_map(|i| i.to_chw()).collect(),
@@ -1075,8 +1080,8 @@ mod tests {
         // about half the range even at t = 0.05.
         assert!(low < 0.05, "t = 0.05 changed pixels by {low}");
         assert!(full > 4.0 * low, "t = 1 changed {full}, t = 0.05 {low}");
-        assert!(redraw(&renders, 0.0, base, &device).is_err());
-        assert!(redraw(&renders, 1.5, base, &device).is_err());
+        assert!(redraw(&renders, 0.0, &model, &meta.config, &device).is_err());
+        assert!(redraw(&renders, 1.5, &model, &meta.config, &device).is_err());
     }
 
     #[test]

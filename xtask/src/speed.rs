@@ -98,9 +98,10 @@ impl SpeedArgs {
         }
         if self.round_prompts != [48, 96, 192] {
             let p: Vec<String> = self.round_prompts.iter().map(|n| n.to_string()).collect();
-            c += &match p.is_empty() {
-                true => " --round-prompts \"\"".to_string(),
-                false => format!(" --round-prompts {}", p.join(",")),
+            c += &if p.is_empty() {
+                " --round-prompts \"\"".to_string()
+            } else {
+                format!(" --round-prompts {}", p.join(","))
             };
         }
         c
@@ -222,38 +223,30 @@ fn cargo_build_flex_aside(feature: &str) -> Result<PathBuf> {
 
 fn contenders(a: &SpeedArgs, torch: &Torch, race: &Path) -> Result<Vec<Contender>> {
     let dir = race.display().to_string();
-    let fast_gelu = if a.no_fast_gelu || a.no_flex {
-        None
-    } else {
-        Some(cargo_build_flex_aside("fast-gelu")?)
-    };
     let mut v = Vec::new();
     if !a.no_flex {
-        v.push(Contender {
-            name: "burn-flex",
-            program: cargo_build_flex(None, None)?,
-            lead: vec![],
-            ld_path: None,
-            backend_args: vec!["--device".into(), "cpu".into()],
-        });
-    }
-    if let Some(program) = fast_gelu {
-        v.push(Contender {
-            name: "burn-flex-fast-gelu",
+        // fast-gelu first: it is built in the main target folder and copied aside before the
+        // plain build takes its place.
+        let fast_gelu = if a.no_fast_gelu {
+            None
+        } else {
+            Some(cargo_build_flex_aside("fast-gelu")?)
+        };
+        let flex = |name, program| Contender {
+            name,
             program,
             lead: vec![],
             ld_path: None,
             backend_args: vec!["--device".into(), "cpu".into()],
-        });
-    }
-    if !a.no_avx512 && !a.no_flex {
-        v.push(Contender {
-            name: "burn-flex-avx512",
-            program: cargo_build_flex(Some("avx512"), Some("target/v4"))?,
-            lead: vec![],
-            ld_path: None,
-            backend_args: vec!["--device".into(), "cpu".into()],
-        });
+        };
+        v.push(flex("burn-flex", cargo_build_flex(None, None)?));
+        if let Some(program) = fast_gelu {
+            v.push(flex("burn-flex-fast-gelu", program));
+        }
+        if !a.no_avx512 {
+            let program = cargo_build_flex(Some("avx512"), Some("target/v4"))?;
+            v.push(flex("burn-flex-avx512", program));
+        }
     }
     if !a.no_tch {
         v.push(Contender {
