@@ -462,6 +462,7 @@ fn eval_sampler(g: &Grid, cfg: &SrumConfig) -> SamplerArgs {
     SamplerArgs {
         steps: cfg.sampler.steps,
         cfg_scale: g.eval.cfg_scale.unwrap_or(cfg.sampler.cfg_scale),
+        cfg_min_t: cfg.sampler.cfg_min_t,
         heun: cfg.sampler.heun,
     }
 }

@@ -417,6 +417,7 @@ pub fn default_out_dir(
             let d = SampleConfig::default();
             (sample.steps, sample.solver, sample.cfg_scale, sample.seed)
                 == (d.steps, d.solver, d.cfg_scale, d.seed)
+                && sample.cfg_min_t == d.cfg_min_t
         };
     PathBuf::from(if shipped { "results" } else { "out/base-eval" })
 }

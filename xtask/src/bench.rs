@@ -66,6 +66,9 @@ pub struct SamplerArgs {
     /// Classifier-free guidance scale.
     #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
     pub cfg_scale: f32,
+    /// Guide only at flow times above this (0 guides every step).
+    #[arg(long, default_value_t = 0.0)]
+    pub cfg_min_t: f32,
     /// Use Heun's method instead of Euler's.
     #[arg(long)]
     pub heun: bool,
@@ -77,6 +80,7 @@ impl SamplerArgs {
         SampleConfig {
             steps: self.steps,
             cfg_scale: self.cfg_scale,
+            cfg_min_t: self.cfg_min_t,
             solver: if self.heun {
                 Solver::Heun
             } else {
@@ -243,6 +247,9 @@ fn command_line(which: &str, a: &BenchArgs, samples: usize) -> String {
             " --steps {} --cfg-scale {}",
             a.sampler.steps, a.sampler.cfg_scale
         );
+        if a.sampler.cfg_min_t > 0.0 {
+            c += &format!(" --cfg-min-t {}", a.sampler.cfg_min_t);
+        }
         if a.sampler.heun {
             c += " --heun";
         }

@@ -50,6 +50,8 @@ pub struct CalibrationArgs {
     pub redraw: Option<f32>,
     /// Guidance of the model's own images (unused with `renders`).
     pub cfg_scale: f32,
+    /// Guidance only above this flow time ([`SampleConfig::cfg_min_t`]; 0 = every step).
+    pub cfg_min_t: f32,
     /// How g is read off the model (the default of the reward: combined).
     pub global: reward_global::GlobalMode,
     /// How region names become scores.
@@ -67,6 +69,7 @@ pub const REDRAW_STEPS: usize = 4;
 fn sample_config(a: &CalibrationArgs) -> SampleConfig {
     SampleConfig {
         cfg_scale: a.cfg_scale,
+        cfg_min_t: a.cfg_min_t,
         ..SampleConfig::default()
     }
 }
@@ -489,16 +492,22 @@ fn redraw(
 
 /// A picture of what a redraw sweep scores: the true render of the first prompt of each
 /// category of `split` (the calibration's first sample, same scene), redrawn by `checkpoint`
-/// from each flow time of `times` (0: the render itself), one row per time, and a last row of
-/// the model's own image of each prompt (guidance `cfg_scale`, the calibration's first seed).
-/// The oracle's score is written under each image.
+/// from each flow time of `times` (0: the render itself), one row per time, and a row of the
+/// model's own image of each prompt (guidance `cfg_scale`, the calibration's first seed) for
+/// each guidance interval start of `own_min_t` ([`SampleConfig::cfg_min_t`]; 0: guided every
+/// step). The oracle's score is written under each image.
 pub fn redraw_grid(
     checkpoint: &std::path::Path,
     split: &std::path::Path,
     times: &[f32],
     cfg_scale: f32,
+    own_min_t: &[f32],
     out: &std::path::Path,
 ) -> Result<()> {
+    ensure!(
+        own_min_t.iter().all(|t| (0.0..1.0).contains(t)),
+        "guidance interval starts must lie in [0, 1): {own_min_t:?}"
+    );
     let device = Device::flex();
     let plan = Plan::from_split(&load_split(split)?, Category::ALL)?;
     let (model, meta) = umm_model::checkpoint::load(checkpoint, &device)?;
@@ -550,21 +559,28 @@ pub fn redraw_grid(
             images: scored(images),
         });
     }
-    let mut generator = UmmGenerator::load(
-        checkpoint,
-        SampleConfig {
-            cfg_scale,
-            ..SampleConfig::default()
-        },
-        64,
-        &device,
-    )?;
     let reqs: Vec<_> = firsts.iter().map(|r| (*r).clone()).collect();
-    let (own, _) = bench_compbench::harness::generate_all(&mut generator, &reqs, &mut |_| {})?;
-    rows.push(crate::plot::GridRow {
-        caption: format!("the model's own images (guidance {cfg_scale})"),
-        images: scored(own),
-    });
+    for &cfg_min_t in own_min_t {
+        let mut generator = UmmGenerator::load(
+            checkpoint,
+            SampleConfig {
+                cfg_scale,
+                cfg_min_t,
+                ..SampleConfig::default()
+            },
+            64,
+            &device,
+        )?;
+        let (own, _) = bench_compbench::harness::generate_all(&mut generator, &reqs, &mut |_| {})?;
+        rows.push(crate::plot::GridRow {
+            caption: if cfg_min_t > 0.0 {
+                format!("the model's own images (guidance {cfg_scale} above flow time {cfg_min_t})")
+            } else {
+                format!("the model's own images (guidance {cfg_scale})")
+            },
+            images: scored(own),
+        });
+    }
     let names: Vec<String> = plan.categories.iter().map(|(c, _)| c.clone()).collect();
     crate::plot::labelled_grid(&rows, &format!("columns: {}", names.join(", ")), 3, out)
 }
@@ -605,6 +621,11 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
         a.split.exists(),
         "prompt split {} not found",
         a.split.display()
+    );
+    ensure!(
+        (0.0..1.0).contains(&a.cfg_min_t),
+        "--cfg-min-t {} is outside [0, 1): guidance would never apply",
+        a.cfg_min_t
     );
     let device = Device::flex();
     let plan = Plan::from_split(&load_split(&a.split)?, Category::ALL)?;
@@ -910,6 +931,8 @@ pub fn run(a: &CalibrationArgs) -> Result<()> {
                     + &a.redraw
                         .map(|t| format!(" --redraw {t}"))
                         .unwrap_or_default()
+            } else if a.cfg_min_t > 0.0 {
+                format!(" --cfg-scale {} --cfg-min-t {}", a.cfg_scale, a.cfg_min_t)
             } else {
                 format!(" --cfg-scale {}", a.cfg_scale)
             },

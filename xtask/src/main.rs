@@ -99,6 +99,9 @@ enum Cmd {
         /// Classifier-free guidance scale.
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
+        /// Guide only at flow times above this (0 guides every step).
+        #[arg(long, default_value_t = 0.0)]
+        cfg_min_t: f32,
         /// Where the results go (default: `results`, the committed files, for the shipped
         /// checkpoint on the test split with the default sampler; `out/base-eval` for anything
         /// else, so that a dev-split or other-checkpoint evaluation cannot overwrite them).
@@ -169,9 +172,13 @@ enum Cmd {
             default_value = "0,0.15,0.3,0.45,0.6,0.75,0.9,1"
         )]
         times: Vec<f32>,
-        /// Guidance of the last row, the model's own images.
+        /// Guidance of the last rows, the model's own images.
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
+        /// One row of the model's own images per value: guidance only above this flow time
+        /// (0: every step).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        own_min_t: Vec<f32>,
         /// Output PNG.
         #[arg(long, default_value = "results/redraw-sweep-images.png")]
         out: PathBuf,
@@ -205,6 +212,10 @@ enum Cmd {
         /// Guidance of the model's own images (ignored with --renders).
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
+        /// Guide only at flow times above this (0 to 1; 0 guides every step): the low-noise
+        /// end of the path then follows the conditional velocity alone.
+        #[arg(long, default_value_t = 0.0)]
+        cfg_min_t: f32,
         /// How g is read off the model: combined (the reward's default: the prompt-match
         /// answer averaged with the phrase coverage of the region names), question (the answer
         /// alone) or constraints (one question per stated attribute and count).
@@ -290,11 +301,13 @@ fn run(cli: Cli) -> Result<()> {
             samples,
             steps,
             cfg_scale,
+            cfg_min_t,
             out_dir,
         } => {
             let sample = umm_model::sampler::SampleConfig {
                 steps,
                 cfg_scale,
+                cfg_min_t,
                 ..Default::default()
             };
             let out_dir = out_dir.unwrap_or_else(|| {
@@ -345,9 +358,10 @@ fn run(cli: Cli) -> Result<()> {
             split,
             times,
             cfg_scale,
+            own_min_t,
             out,
         } => {
-            calibration::redraw_grid(&checkpoint, &split, &times, cfg_scale, &out)?;
+            calibration::redraw_grid(&checkpoint, &split, &times, cfg_scale, &own_min_t, &out)?;
             println!("wrote {}", out.display());
         }
         Cmd::RewardCalibration {
@@ -358,6 +372,7 @@ fn run(cli: Cli) -> Result<()> {
             renders,
             redraw,
             cfg_scale,
+            cfg_min_t,
             global,
             question_only,
             regions,
@@ -372,6 +387,7 @@ fn run(cli: Cli) -> Result<()> {
             renders,
             redraw,
             cfg_scale,
+            cfg_min_t,
             global: if question_only {
                 reward_global::GlobalMode::Question
             } else {

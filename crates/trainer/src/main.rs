@@ -122,6 +122,9 @@ enum Command {
         /// Classifier-free guidance scale (1 = none).
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
+        /// Guide only at flow times above this (0 to 1; 0 guides every step).
+        #[arg(long, default_value_t = 0.0)]
+        cfg_min_t: f32,
         /// Seed of the starting noise.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -455,10 +458,15 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             heun,
             cfg_scale,
+            cfg_min_t,
             seed,
             out,
             device: kind,
         } => {
+            anyhow::ensure!(
+                (0.0..1.0).contains(&cfg_min_t),
+                "--cfg-min-t {cfg_min_t} is outside [0, 1): guidance would never apply"
+            );
             let dev = device(kind)?;
             let (model, meta) = checkpoint::load(&ckpt, &dev)?;
             let tok = WordTokenizer::compworld();
@@ -473,6 +481,7 @@ fn run(cli: Cli) -> Result<()> {
                 steps,
                 solver: if heun { Solver::Heun } else { Solver::Euler },
                 cfg_scale,
+                cfg_min_t,
                 seed,
             };
             let imgs = generate(&model, &meta.config, &tok, &all, sample, &dev)?;

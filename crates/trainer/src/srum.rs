@@ -156,6 +156,10 @@ pub struct SamplerSettings {
     pub steps: usize,
     /// Classifier-free guidance scale.
     pub cfg_scale: f32,
+    /// Guidance only at flow times above this (0, the default, guides every step; see
+    /// `umm_model::sampler::SampleConfig::cfg_min_t`).
+    #[serde(default)]
+    pub cfg_min_t: f32,
     /// Heun's method instead of Euler's.
     pub heun: bool,
     /// Images per forward batch.
@@ -167,6 +171,7 @@ impl SamplerSettings {
         SampleConfig {
             steps: self.steps,
             cfg_scale: self.cfg_scale,
+            cfg_min_t: self.cfg_min_t,
             solver: if self.heun {
                 Solver::Heun
             } else {
@@ -360,6 +365,7 @@ impl Default for SrumConfig {
             sampler: SamplerSettings {
                 steps: 20,
                 cfg_scale: umm_model::sampler::DEFAULT_CFG_SCALE,
+                cfg_min_t: 0.0,
                 heun: false,
                 batch: 64,
             },

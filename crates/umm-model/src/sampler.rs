@@ -97,6 +97,11 @@ pub struct SampleConfig {
     pub solver: Solver,
     /// Guidance scale; 1 is plain conditional sampling (no unconditional pass).
     pub cfg_scale: f32,
+    /// Guidance is applied only at flow times `t > cfg_min_t`, the noisy part of the path
+    /// where layout and colours are decided; below it the sampler follows the conditional
+    /// velocity alone (no unconditional pass), as in "guidance in a limited interval"
+    /// (Kynkaanniemi et al., 2024). 0 (the default) guides every step.
+    pub cfg_min_t: f32,
     /// Seed of the starting noise (drawn on the CPU, so every backend starts alike).
     pub seed: u64,
 }
@@ -114,12 +119,27 @@ pub struct SampleConfig {
 pub const DEFAULT_CFG_SCALE: f32 = 8.0;
 
 impl SampleConfig {
-    /// "Euler, 20 steps, guidance 8": how benchmark summaries and manifests name the sampler.
+    /// "Euler, 20 steps, guidance 8" (", above t = 0.3" when `cfg_min_t > 0`): how benchmark
+    /// summaries and manifests name the sampler.
     pub fn describe(&self) -> String {
+        let interval = if self.cfg_min_t > 0.0 {
+            format!(", above t = {}", self.cfg_min_t)
+        } else {
+            String::new()
+        };
         format!(
-            "{:?}, {} steps, guidance {}",
+            "{:?}, {} steps, guidance {}{interval}",
             self.solver, self.steps, self.cfg_scale
         )
+    }
+
+    /// The guidance scale at flow time `t`: `cfg_scale` above `cfg_min_t`, 1 at or below it.
+    pub fn scale_at(&self, t: f32) -> f32 {
+        if t > self.cfg_min_t {
+            self.cfg_scale
+        } else {
+            1.0
+        }
     }
 }
 
@@ -129,6 +149,7 @@ impl Default for SampleConfig {
             steps: 20,
             solver: Solver::Euler,
             cfg_scale: DEFAULT_CFG_SCALE,
+            cfg_min_t: 0.0,
             seed: 0,
         }
     }
@@ -201,10 +222,11 @@ pub fn generate_from_noise(
     };
     let x0 = integrate(x1, sample.steps, sample.solver, |x, t| {
         let cond = velocity(x.clone(), t, &text);
-        if (sample.cfg_scale - 1.0).abs() < 1e-6 {
+        let scale = sample.scale_at(t);
+        if (scale - 1.0).abs() < 1e-6 {
             cond
         } else {
-            guide(cond, velocity(x, t, &empty), sample.cfg_scale)
+            guide(cond, velocity(x, t, &empty), scale)
         }
     });
     // The model works in `2 x - 1` pixel space (centred like the noise); back to [0, 1].
@@ -268,6 +290,22 @@ mod tests {
         };
         let (e, h) = (err(Solver::Euler), err(Solver::Heun));
         assert!(h < e / 10.0 && e < 0.03, "euler {e}, heun {h}");
+    }
+
+    #[test]
+    fn guidance_stops_at_the_interval_edge() {
+        let s = SampleConfig {
+            cfg_scale: 8.0,
+            cfg_min_t: 0.3,
+            ..SampleConfig::default()
+        };
+        assert_eq!((s.scale_at(1.0), s.scale_at(0.35)), (8.0, 8.0));
+        assert_eq!((s.scale_at(0.3), s.scale_at(0.05)), (1.0, 1.0));
+        // The default guides every step of the path (t = 1 down to the last, 1 / steps).
+        let d = SampleConfig::default();
+        assert_eq!(d.scale_at(1.0 / d.steps as f32), DEFAULT_CFG_SCALE);
+        assert_eq!(d.describe(), "Euler, 20 steps, guidance 8");
+        assert_eq!(s.describe(), "Euler, 20 steps, guidance 8, above t = 0.3");
     }
 
     #[test]

@@ -371,6 +371,7 @@ fn generation_is_seeded_and_in_range() {
         steps: 3,
         solver: Solver::Heun,
         cfg_scale: 2.0,
+        cfg_min_t: 0.0,
         seed: 4,
     };
     let a = generate(&model, &c, &tok, &prompts, cfg, &device).unwrap();
@@ -396,6 +397,44 @@ fn generation_is_seeded_and_in_range() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("'unicorn'"), "{e}");
+}
+
+#[test]
+fn guidance_applies_only_above_its_interval() {
+    // Euler, 4 steps: velocities at t = 1, 0.75, 0.5, 0.25. With cfg_min_t = 1 no step is
+    // guided, which is plain conditional sampling (scale 1) exactly; with 0.6 the first two
+    // are, which is neither that nor guidance everywhere.
+    use umm_model::sampler::{SampleConfig, Solver, generate};
+    let device = Device::flex();
+    let c = UmmConfig::micro();
+    let model = Umm::init(&c, &device);
+    let tok = WordTokenizer::compworld();
+    let prompts = ["a red circle", "two blue squares"];
+    let base = SampleConfig {
+        steps: 4,
+        solver: Solver::Euler,
+        cfg_scale: 4.0,
+        cfg_min_t: 0.0,
+        seed: 9,
+    };
+    let draw = |s: SampleConfig| generate(&model, &c, &tok, &prompts, s, &device).unwrap();
+    let everywhere = draw(base);
+    let nowhere = draw(SampleConfig {
+        cfg_scale: 1.0,
+        ..base
+    });
+    let never = draw(SampleConfig {
+        cfg_min_t: 1.0,
+        ..base
+    });
+    let interval = draw(SampleConfig {
+        cfg_min_t: 0.6,
+        ..base
+    });
+    assert_eq!(max_diff(never, nowhere.clone()), 0.0);
+    assert!(max_diff(everywhere.clone(), nowhere.clone()) > 1e-3);
+    assert!(max_diff(interval.clone(), nowhere) > 1e-4);
+    assert!(max_diff(interval, everywhere) > 1e-4);
 }
 
 #[test]
