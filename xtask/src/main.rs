@@ -429,6 +429,10 @@ fn run(cli: Cli) -> Result<()> {
             for stem in [
                 "results/reward-calibration",
                 "results/reward-calibration-renders",
+                "results/reward-calibration-constraints",
+                "results/reward-calibration-renders-constraints",
+                "results/guidance-interval/val-g8-t0.5",
+                "results/guidance-interval/val-g8-t0.5-constraints",
             ] {
                 let json = PathBuf::from(format!("{stem}.json"));
                 if json.exists() {
