@@ -443,6 +443,11 @@ impl SrumConfig {
         if self.sampler.steps == 0 || self.sampler.batch == 0 || self.reward.batch == 0 {
             return bad("sampler.steps, sampler.batch and reward.batch must be >= 1");
         }
+        if !(0.0..=1.0).contains(&self.sampler.cfg_min_t) {
+            return bad(
+                "sampler.cfg_min_t must be in [0, 1] (guidance applies above this flow time)",
+            );
+        }
         if !(t.lr.is_finite() && t.lr > 0.0 && t.grad_clip > 0.0) {
             return bad("train.lr and train.grad_clip must be > 0");
         }

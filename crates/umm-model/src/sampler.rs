@@ -100,7 +100,8 @@ pub struct SampleConfig {
     /// Guidance is applied only at flow times `t > cfg_min_t`, the noisy part of the path
     /// where layout and colours are decided; below it the sampler follows the conditional
     /// velocity alone (no unconditional pass), as in "guidance in a limited interval"
-    /// (Kynkaanniemi et al., 2024). 0 (the default) guides every step.
+    /// (Kynkaanniemi et al., 2024). 0 (the default) guides every step, 1 none; values outside
+    /// [0, 1] are refused by [`generate`].
     pub cfg_min_t: f32,
     /// Seed of the starting noise (drawn on the CPU, so every backend starts alike).
     pub seed: u64,
@@ -212,6 +213,12 @@ pub fn generate_from_noise(
     x1: Tensor<3>,
     sample: SampleConfig,
 ) -> Result<Tensor<4>> {
+    if !(0.0..=1.0).contains(&sample.cfg_min_t) {
+        return Err(crate::Error::Config(format!(
+            "cfg_min_t = {} is outside [0, 1] (guidance applies above this flow time)",
+            sample.cfg_min_t
+        )));
+    }
     let b = prompts.len();
     let device = &x1.device();
     let text = encode_prompts(tok, prompts, config.max_text_len, device)?;

@@ -297,6 +297,11 @@ fn configs_round_trip_and_unsafe_ones_are_refused() {
     bad(&|c| c.train.lambda = -1.0, "lambda");
     bad(&|c| c.reward.keep_top = 0.0, "keep_top");
     bad(&|c| c.reward.keep_top = 1.5, "keep_top");
+    bad(&|c| c.sampler.cfg_min_t = -0.5, "cfg_min_t");
+    // Run folders written before `sampler.cfg_min_t` existed read as "guide every step".
+    let before = c.to_toml().replace("cfg_min_t = 0.0\n", "");
+    assert!(!before.contains("cfg_min_t"));
+    assert_eq!(SrumConfig::from_toml(&before).unwrap(), c);
     // Run folders written before `reward.keep_top` existed read as "keep every candidate".
     let old = c.to_toml().replace("keep_top = 1.0\n", "");
     assert!(!old.contains("keep_top"));

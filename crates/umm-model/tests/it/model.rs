@@ -435,6 +435,22 @@ fn guidance_applies_only_above_its_interval() {
     assert!(max_diff(everywhere.clone(), nowhere.clone()) > 1e-3);
     assert!(max_diff(interval.clone(), nowhere) > 1e-4);
     assert!(max_diff(interval, everywhere) > 1e-4);
+    for bad in [-0.1, 1.5, f32::NAN] {
+        let e = generate(
+            &model,
+            &c,
+            &tok,
+            &prompts,
+            SampleConfig {
+                cfg_min_t: bad,
+                ..base
+            },
+            &device,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cfg_min_t") && e.contains("[0, 1]"), "{e}");
+    }
 }
 
 #[test]
