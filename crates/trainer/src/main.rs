@@ -151,6 +151,13 @@ enum Command {
         /// Seed of the generated images' noise.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Guidance of the generated images.
+        #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
+        cfg_scale: f32,
+        /// Guide the generated images only at flow times above this (0 to 1; 0 guides every
+        /// step, 1 none).
+        #[arg(long, default_value_t = 0.0)]
+        cfg_min_t: f32,
         /// Reward-map mode: unit (as the reference code), signed (bounded) or binary.
         #[arg(long, default_value = "unit")]
         map: reward_local::MapMode,
@@ -492,6 +499,8 @@ fn run(cli: Cli) -> Result<()> {
             images,
             prompt,
             seed,
+            cfg_scale,
+            cfg_min_t,
             map,
             no_global,
             no_local,
@@ -515,6 +524,8 @@ fn run(cli: Cli) -> Result<()> {
                     let texts: Vec<&str> = prompt.iter().map(String::as_str).collect();
                     let sample = SampleConfig {
                         seed,
+                        cfg_scale,
+                        cfg_min_t,
                         ..SampleConfig::default()
                     };
                     let imgs = generate(&model, &cfg, &tok, &texts, sample, &dev)?;
