@@ -66,7 +66,7 @@ pub struct SamplerArgs {
     /// Classifier-free guidance scale.
     #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
     pub cfg_scale: f32,
-    /// Guide only at flow times above this (0 guides every step).
+    /// Guide only at flow times above this (0 to 1; 0 guides every step, 1 none).
     #[arg(long, default_value_t = 0.0)]
     pub cfg_min_t: f32,
     /// Use Heun's method instead of Euler's.

@@ -99,7 +99,7 @@ enum Cmd {
         /// Classifier-free guidance scale.
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
-        /// Guide only at flow times above this (0 guides every step).
+        /// Guide only at flow times above this (0 to 1; 0 guides every step, 1 none).
         #[arg(long, default_value_t = 0.0)]
         cfg_min_t: f32,
         /// Where the results go (default: `results`, the committed files, for the shipped
@@ -212,8 +212,8 @@ enum Cmd {
         /// Guidance of the model's own images (ignored with --renders).
         #[arg(long, default_value_t = umm_model::sampler::DEFAULT_CFG_SCALE)]
         cfg_scale: f32,
-        /// Guide only at flow times above this (0 to 1; 0 guides every step): the low-noise
-        /// end of the path then follows the conditional velocity alone.
+        /// Guide only at flow times above this (0 to 1; 0 guides every step, 1 none): the
+        /// low-noise end of the path then follows the conditional velocity alone.
         #[arg(long, default_value_t = 0.0)]
         cfg_min_t: f32,
         /// How g is read off the model: combined (the reward's default: the prompt-match
