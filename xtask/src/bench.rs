@@ -558,7 +558,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_recorded_command_names_a_split_other_than_the_default() {
+    fn the_recorded_command_names_a_split_and_a_guidance_interval_only_when_set() {
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]
@@ -581,6 +581,13 @@ mod tests {
                 "cargo xtask bench compbench --checkpoint m.safetensors --split datasets/splits/dev.tsv --samples 2"
             ),
             "{dev}"
+        );
+        // The guidance interval is named when set, and only then.
+        assert!(!plain.contains("--cfg-min-t"), "{plain}");
+        let interval = parse(&["--checkpoint", "m.safetensors", "--cfg-min-t", "0.5"]);
+        assert!(
+            interval.contains("--cfg-scale 8 --cfg-min-t 0.5"),
+            "{interval}"
         );
     }
 }
