@@ -415,9 +415,8 @@ pub fn default_out_dir(
         && samples == DEFAULT_SAMPLES
         && {
             let d = SampleConfig::default();
-            (sample.steps, sample.solver, sample.cfg_scale, sample.seed)
-                == (d.steps, d.solver, d.cfg_scale, d.seed)
-                && sample.cfg_min_t == d.cfg_min_t
+            let key = |s: &SampleConfig| (s.steps, s.solver, s.cfg_scale, s.cfg_min_t, s.seed);
+            key(sample) == key(&d)
         };
     PathBuf::from(if shipped { "results" } else { "out/base-eval" })
 }

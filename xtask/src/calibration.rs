@@ -556,17 +556,13 @@ pub fn redraw_grid(
         });
     }
     let reqs: Vec<_> = firsts.iter().map(|r| (*r).clone()).collect();
+    let mut generator = UmmGenerator::load(checkpoint, SampleConfig::default(), 64, &device)?;
     for &cfg_min_t in own_min_t {
-        let mut generator = UmmGenerator::load(
-            checkpoint,
-            SampleConfig {
-                cfg_scale,
-                cfg_min_t,
-                ..SampleConfig::default()
-            },
-            64,
-            &device,
-        )?;
+        generator.set_sample(SampleConfig {
+            cfg_scale,
+            cfg_min_t,
+            ..SampleConfig::default()
+        });
         let (own, _) = bench_compbench::harness::generate_all(&mut generator, &reqs, &mut |_| {})?;
         rows.push(crate::plot::GridRow {
             caption: if cfg_min_t > 0.0 {

@@ -84,6 +84,14 @@ impl UmmGenerator {
         })
     }
 
+    /// Samples from now on with `sample` (the loaded weights kept).
+    pub fn set_sample(&mut self, sample: SampleConfig) {
+        self.label = self
+            .label
+            .replace(&self.sample.describe(), &sample.describe());
+        self.sample = sample;
+    }
+
     /// The model's canvas side in pixels.
     pub fn resolution(&self) -> usize {
         self.config.resolution
