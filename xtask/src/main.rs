@@ -433,6 +433,7 @@ fn run(cli: Cli) -> Result<()> {
                 "results/reward-calibration-renders-constraints",
                 "results/guidance-interval/val-g8-t0.5",
                 "results/guidance-interval/val-g8-t0.5-constraints",
+                "results/base-tiny-v5/reward-calibration-min-t05",
             ] {
                 let json = PathBuf::from(format!("{stem}.json"));
                 if json.exists() {
