@@ -434,6 +434,7 @@ fn run(cli: Cli) -> Result<()> {
                 "results/guidance-interval/val-g8-t0.5",
                 "results/guidance-interval/val-g8-t0.5-constraints",
                 "results/base-tiny-v5/reward-calibration-min-t05",
+                "results/base-tiny-v5/reward-calibration-min-t05-constraints",
             ] {
                 let json = PathBuf::from(format!("{stem}.json"));
                 if json.exists() {
