@@ -60,7 +60,7 @@ pub struct UmmGenerator {
     sample: SampleConfig,
     device: Device,
     batch: usize,
-    label: String,
+    checkpoint: PathBuf,
 }
 
 impl UmmGenerator {
@@ -80,15 +80,12 @@ impl UmmGenerator {
             sample,
             device: device.clone(),
             batch: batch.max(1),
-            label: format!("umm {} ({})", checkpoint.display(), sample.describe()),
+            checkpoint: checkpoint.to_path_buf(),
         })
     }
 
     /// Samples from now on with `sample` (the loaded weights kept).
     pub fn set_sample(&mut self, sample: SampleConfig) {
-        self.label = self
-            .label
-            .replace(&self.sample.describe(), &sample.describe());
         self.sample = sample;
     }
 
@@ -100,7 +97,11 @@ impl UmmGenerator {
 
 impl Generator for UmmGenerator {
     fn describe(&self) -> String {
-        self.label.clone()
+        format!(
+            "umm {} ({})",
+            self.checkpoint.display(),
+            self.sample.describe()
+        )
     }
 
     fn generate(&mut self, requests: &[Request<'_>]) -> Result<Vec<Image>> {
