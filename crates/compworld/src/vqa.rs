@@ -13,7 +13,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::generate::generate;
-use crate::prompt::{Category, Entity, ObjectSpec, Prompt, Relation};
+use crate::prompt::{
+    Category, Constraint, Entity, Meaning, ObjectSpec, Prompt, Relation, RelationFact,
+};
 use crate::rng::Rng;
 use crate::sampler::sample_scene;
 use crate::scene::{Object, Scene};
@@ -189,6 +191,100 @@ fn random_scene(rng: &mut Rng, accept: &dyn Fn(&Prompt) -> bool) -> (Prompt, Sce
     }
 }
 
+/// The word a rationale names a constraint by: the phrase's shape ("shape" when it names
+/// none), plural for a counted phrase ("circles"), or the relation's own word ("left",
+/// "top", "front", "inside", ...).
+pub fn constraint_word(m: &Meaning, c: &Constraint) -> &'static str {
+    match *c {
+        Constraint::Present { phrase } => m.phrases[phrase].spec.shape.map_or("shape", Shape::word),
+        Constraint::Count { phrase, .. } => {
+            m.phrases[phrase].spec.shape.map_or("shapes", Shape::plural)
+        }
+        Constraint::Relation { rel, .. } => rel
+            .words()
+            .iter()
+            .copied()
+            .find(|w| !matches!(*w, "on" | "the" | "of" | "to" | "by" | "in"))
+            .unwrap_or("near"),
+    }
+}
+
+/// For each constraint of `m` ([`Meaning::constraints`], phrases then relations), whether a
+/// scene drawn for `shown` satisfies it, where `shown` is `m` itself or a one-constraint
+/// violation of it ([`violate`]): a phrase holds when it is drawn unchanged (same attributes,
+/// same count), a relation when both its phrases are drawn with unchanged attributes and the
+/// relation itself is drawn. Read off the two meanings, never off a model or the oracle.
+pub fn constraint_verdicts(m: &Meaning, shown: &Meaning) -> Vec<bool> {
+    // Where each phrase of `m` went in `shown` (an object removal shifts the later ones).
+    let map: Vec<Option<usize>> = if shown.phrases.len() + 1 == m.phrases.len() {
+        let removed = (0..m.phrases.len())
+            .find(|&r| {
+                m.phrases
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != r)
+                    .map(|(_, p)| p)
+                    .eq(shown.phrases.iter())
+            })
+            .unwrap_or(0);
+        (0..m.phrases.len())
+            .map(|i| match i.cmp(&removed) {
+                std::cmp::Ordering::Less => Some(i),
+                std::cmp::Ordering::Equal => None,
+                std::cmp::Ordering::Greater => Some(i - 1),
+            })
+            .collect()
+    } else {
+        (0..m.phrases.len())
+            .map(|i| (i < shown.phrases.len()).then_some(i))
+            .collect()
+    };
+    let same_spec = |i: usize| map[i].is_some_and(|j| shown.phrases[j].spec == m.phrases[i].spec);
+    m.constraints()
+        .iter()
+        .map(|c| match *c {
+            Constraint::Present { phrase } | Constraint::Count { phrase, .. } => {
+                map[phrase].is_some_and(|j| shown.phrases[j] == m.phrases[phrase])
+            }
+            Constraint::Relation { a, rel, b } => {
+                same_spec(a)
+                    && same_spec(b)
+                    && shown.relations.contains(&RelationFact {
+                        a: map[a].expect("same_spec"),
+                        rel,
+                        b: map[b].expect("same_spec"),
+                    })
+            }
+        })
+        .collect()
+}
+
+/// The answer to "does this image show : <prompt> ?" with its reasons: each constraint's
+/// word and whether it holds, then `:` and the verdict, "circle yes squares no left yes : no"
+/// (see [`constraint_word`] and [`constraint_verdicts`]). A model trained on these answers
+/// checks the prompt one constraint at a time before it says yes or no.
+pub fn rationale(m: &Meaning, shown: &Meaning) -> String {
+    let verdicts = constraint_verdicts(m, shown);
+    let mut words: Vec<&str> = Vec::with_capacity(2 * verdicts.len() + 2);
+    for (c, &ok) in m.constraints().iter().zip(&verdicts) {
+        words.push(constraint_word(m, c));
+        words.push(if ok { "yes" } else { "no" });
+    }
+    words.push(":");
+    words.push(if verdicts.iter().all(|&v| v) {
+        "yes"
+    } else {
+        "no"
+    });
+    words.join(" ")
+}
+
+/// The verdict of a prompt-match answer: the word after the last `:` of a [`rationale`], or
+/// the whole answer when it gives no reasons ("yes").
+pub fn verdict(answer: &str) -> &str {
+    answer.rsplit(" : ").next().unwrap_or(answer).trim()
+}
+
 /// A prompt-match pair: "does this image show : <prompt> ?" about a true render (answer
 /// yes) and about a render of the prompt with exactly one constraint broken (answer no; none
 /// when no violation of the prompt can be drawn). Trained side by side, the two differ in one
@@ -210,6 +306,18 @@ pub fn prompt_match_pair_weighted(
     accept: &dyn Fn(&Prompt) -> bool,
     weights: &[(ViolationKind, f32)],
 ) -> (QaExample, Option<QaExample>) {
+    prompt_match_pair_styled(rng, accept, weights, QaStyle::default())
+}
+
+/// [`prompt_match_pair_weighted`] in a given [`QaStyle`]: with
+/// [`QaStyle::prompt_match_rationale`] the answers are [`rationale`]s; the random numbers drawn
+/// are the same either way.
+pub fn prompt_match_pair_styled(
+    rng: &mut Rng,
+    accept: &dyn Fn(&Prompt) -> bool,
+    weights: &[(ViolationKind, f32)],
+    style: QaStyle,
+) -> (QaExample, Option<QaExample>) {
     let (p, truth) = random_scene(rng, accept);
     let mut kinds = applicable(&p.meaning);
     if weights.is_empty() {
@@ -219,17 +327,27 @@ pub fn prompt_match_pair_weighted(
     }
     let negative = kinds.iter().find_map(|&k| {
         let m = violate(&p.meaning, k, rng)?;
-        sample_scene(&m, &p.text, rng).ok()
+        sample_scene(&m, &p.text, rng).ok().map(|s| (s, m))
     });
     let question = format!("does this image show : {} ?", p.text);
-    let ex = |scene, yes| QaExample {
+    let ex = |scene, shown: &Meaning| QaExample {
         kind: QaKind::PromptMatch,
         question: question.clone(),
-        answer: yes_no(yes),
+        answer: match_answer(&p.meaning, shown, style),
         scene: Some(scene),
         region: None,
     };
-    (ex(truth, true), negative.map(|s| ex(s, false)))
+    (ex(truth, &p.meaning), negative.map(|(s, m)| ex(s, &m)))
+}
+
+/// A prompt-match answer about a render of `shown` for a prompt meaning `m`: "yes" or "no",
+/// or a [`rationale`] in that style.
+fn match_answer(m: &Meaning, shown: &Meaning, style: QaStyle) -> String {
+    if style.prompt_match_rationale {
+        rationale(m, shown)
+    } else {
+        yes_no(m == shown)
+    }
 }
 
 /// `kinds` (those with a positive weight) in a random order, each next one drawn with
@@ -273,6 +391,11 @@ pub struct QaStyle {
     /// and colour and never by size: that wording alone answers about 75% of the questions, and
     /// the shipped base model of 2026-11 was trained on it.
     pub presence_alike: bool,
+    /// Prompt-match questions are answered with their reasons, one constraint at a time, then
+    /// the verdict ([`rationale`]: "circle yes squares no left yes : no") instead of a bare
+    /// "yes" or "no". Off by default and in every base model before base-tiny-v6.
+    #[serde(default)]
+    pub prompt_match_rationale: bool,
 }
 
 /// Draws one example of `kind`, its scene drawn from a prompt that `accept` allows (training
@@ -308,18 +431,18 @@ pub fn example_styled(
                 .then(|| {
                     kinds.iter().find_map(|&k| {
                         let m = violate(&p.meaning, k, rng)?;
-                        sample_scene(&m, &p.text, rng).ok()
+                        sample_scene(&m, &p.text, rng).ok().map(|s| (s, m))
                     })
                 })
                 .flatten();
-            let (scene, answer) = match negative {
-                Some(s) => (s, false),
-                None => (truth, true),
+            let (scene, shown) = match negative {
+                Some((s, m)) => (s, m),
+                None => (truth, p.meaning.clone()),
             };
             QaExample {
                 kind,
                 question: format!("does this image show : {} ?", p.text),
-                answer: yes_no(answer),
+                answer: match_answer(&p.meaning, &shown, style),
                 scene: Some(scene),
                 region: None,
             }
@@ -545,6 +668,7 @@ mod tests {
         };
         let alike = tally(QaStyle {
             presence_alike: true,
+            ..QaStyle::default()
         });
         assert_eq!(alike.len(), 4, "{alike:?}");
         for (pattern, (yes, n)) in alike {
@@ -614,6 +738,89 @@ mod tests {
                 prompt_match_pair_weighted(&mut b, &|_| true, &[])
             );
         }
+    }
+
+    #[test]
+    fn rationales_name_each_constraint_and_whether_the_drawn_meaning_keeps_it() {
+        let m = Prompt::parse("a red circle on the left of three blue squares")
+            .unwrap()
+            .meaning;
+        let with = |f: &dyn Fn(&mut Meaning)| {
+            let mut shown = m.clone();
+            f(&mut shown);
+            rationale(&m, &shown)
+        };
+        assert_eq!(rationale(&m, &m), "circle yes squares yes left yes : yes");
+        // A flipped relation: both phrases still hold.
+        assert_eq!(
+            with(&|s| s.relations[0].rel = Relation::RightOf),
+            "circle yes squares yes left no : no"
+        );
+        // Colours exchanged: neither phrase is drawn, so neither is the relation between them.
+        assert_eq!(
+            with(&|s| {
+                s.phrases[0].spec.colour = Some(Colour::Blue);
+                s.phrases[1].spec.colour = Some(Colour::Red);
+            }),
+            "circle no squares no left no : no"
+        );
+        // One square too many: the squares are still squares, and still on the right.
+        assert_eq!(
+            with(&|s| s.phrases[1].count = 4),
+            "circle yes squares no left yes : no"
+        );
+        // The squares removed: the relation's indices shift with the removal.
+        assert_eq!(
+            with(&|s| {
+                s.phrases.remove(1);
+                s.relations.clear();
+            }),
+            "circle yes squares no left no : no"
+        );
+        assert_eq!(
+            with(&|s| {
+                s.phrases.remove(0);
+                s.relations.clear();
+            }),
+            "circle no squares yes left no : no"
+        );
+        assert_eq!(verdict("circle yes squares no left yes : no"), "no");
+        assert_eq!(verdict("yes"), "yes");
+        let m = Prompt::parse("a cross inside a square").unwrap().meaning;
+        assert_eq!(rationale(&m, &m), "cross yes square yes inside yes : yes");
+    }
+
+    #[test]
+    fn rationale_pairs_draw_the_same_scenes_and_agree_with_the_plain_answers() {
+        let style = QaStyle {
+            prompt_match_rationale: true,
+            ..QaStyle::default()
+        };
+        let (mut a, mut b) = (Rng::new(8), Rng::new(8));
+        let mut negatives = 0;
+        for _ in 0..300 {
+            let (py, pn) = prompt_match_pair_weighted(&mut a, &|_| true, &[]);
+            let (ry, rn) = prompt_match_pair_styled(&mut b, &|_| true, &[], style);
+            assert_eq!((&py.scene, &py.question), (&ry.scene, &ry.question));
+            assert_eq!(py.answer, "yes");
+            assert!(!ry.answer.contains(" no"), "{}", ry.answer);
+            assert_eq!(verdict(&ry.answer), "yes");
+            assert_eq!(pn.is_some(), rn.is_some());
+            if let (Some(pn), Some(rn)) = (pn, rn) {
+                assert_eq!(pn.scene, rn.scene);
+                assert_eq!(verdict(&rn.answer), "no", "{}", rn.answer);
+                // Some constraint is named as broken, and the words come in (word, verdict) pairs.
+                let w: Vec<&str> = rn.answer.split(' ').collect();
+                assert!(
+                    w[..w.len() - 2].chunks(2).any(|c| c[1] == "no"),
+                    "{}",
+                    rn.answer
+                );
+                assert_eq!(w[w.len() - 2], ":");
+                negatives += 1;
+            }
+        }
+        assert!(negatives > 250, "{negatives}");
     }
 
     #[test]

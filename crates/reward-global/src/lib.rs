@@ -36,7 +36,7 @@ use compworld::Image;
 use reward_local::Result;
 use reward_local::phrases::Phrase;
 use reward_local::region::check_input;
-use umm_model::understand::{first_word_probs, prompt_match_question, word_id, yes_no};
+use umm_model::understand::{first_word_probs, prompt_match_yes_no, word_id};
 use umm_model::{Tokenizer, Umm, UmmConfig};
 
 /// `g` from the model's probabilities of "yes" and "no" (0 when both are 0).
@@ -66,11 +66,8 @@ pub fn global_scores(
     for (img, prompt) in items {
         check_input(cfg, tok, img, prompt)?;
     }
-    let questions: Vec<(String, Image)> = items
-        .iter()
-        .map(|(img, p)| (prompt_match_question(p), (*img).clone()))
-        .collect();
-    Ok(yes_no(model, cfg, tok, &questions, device)?
+    let asked: Vec<(&str, &Image)> = items.iter().map(|(img, p)| (*p, *img)).collect();
+    Ok(prompt_match_yes_no(model, cfg, tok, &asked, device)?
         .into_iter()
         .map(|(y, n)| score_from(y, n))
         .collect())

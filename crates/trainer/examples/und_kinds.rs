@@ -43,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         };
         let ex = DataStream::new(&mix, meta.config.resolution, Rng::new(77))?
             .with_max_text_len(meta.config.max_text_len)
+            .with_rationale(meta.config.prompt_match_rationale)
             .und_examples(n);
         let qs: Vec<_> = ex
             .iter()

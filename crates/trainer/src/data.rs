@@ -19,7 +19,7 @@ use burn::tensor::TensorData;
 use compworld::generate::single_object;
 use compworld::splits::{is_held_out, make_splits};
 use compworld::violation::ViolationKind;
-use compworld::vqa::{QaKind, QaStyle, example_styled, prompt_match_pair_weighted};
+use compworld::vqa::{QaKind, QaStyle, example_styled, prompt_match_pair_styled};
 use compworld::{Category, Image, Prompt, Rng, Scene, generate, render, sample_scene};
 use serde::{Deserialize, Serialize};
 use umm_model::tokenizer::{BOS, EOS, PAD};
@@ -337,6 +337,7 @@ impl DataStream {
             paired_match: mix.paired_match,
             style: QaStyle {
                 presence_alike: mix.presence_alike,
+                prompt_match_rationale: false,
             },
             und_max_objects: mix.und_max_objects,
             und_objects_ramp_steps: mix.und_objects_ramp_steps,
@@ -351,6 +352,13 @@ impl DataStream {
     /// EOS), so every example fits the model.
     pub fn with_max_text_len(mut self, n: usize) -> Self {
         self.max_text_len = n;
+        self
+    }
+
+    /// Prompt-match answers with their reasons (`compworld::vqa::rationale`), as a model whose
+    /// config sets `prompt_match_rationale` answers.
+    pub fn with_rationale(mut self, on: bool) -> Self {
+        self.style.prompt_match_rationale = on;
         self
     }
 
@@ -432,8 +440,12 @@ impl DataStream {
             // Prompt matches come in pairs (true render, one-constraint violation) when the
             // mixture asks for it and the batch has room for both.
             let drawn = if kind == QaKind::PromptMatch && self.paired_match && out.len() + 2 <= n {
-                let (yes, no) =
-                    prompt_match_pair_weighted(&mut self.rng, &accept, &self.violation_table);
+                let (yes, no) = prompt_match_pair_styled(
+                    &mut self.rng,
+                    &accept,
+                    &self.violation_table,
+                    self.style,
+                );
                 std::iter::once(yes).chain(no).collect()
             } else {
                 vec![example_styled(kind, &mut self.rng, &accept, self.style)]
@@ -837,6 +849,30 @@ mod tests {
         // Every 'no' follows the 'yes' of its prompt (but perhaps a last unpaired one, drawn
         // when the batch had room for one example only).
         assert!(pairs + 1 >= no, "{pairs} pairs, {no} no");
+    }
+
+    #[test]
+    fn a_stream_with_reasons_draws_the_same_images_and_answers_with_rationales() {
+        let mix = MixConfig {
+            und_kinds: [("prompt_match".to_string(), 1.0)].into_iter().collect(),
+            ..MixConfig::default()
+        };
+        let draw = |reasons: bool| {
+            DataStream::new(&mix, 32, Rng::new(9))
+                .unwrap()
+                .with_max_text_len(48)
+                .with_rationale(reasons)
+                .und_examples(100)
+        };
+        let (plain, reasoned) = (draw(false), draw(true));
+        for (p, r) in plain.iter().zip(&reasoned) {
+            assert_eq!((&p.question, &p.image.data), (&r.question, &r.image.data));
+            // The verdict is the plain answer; a "yes" gives no broken constraint, a "no" one.
+            assert_eq!(compworld::vqa::verdict(&r.answer), p.answer, "{}", r.answer);
+            let reasons = r.answer.split(" : ").next().unwrap();
+            let broken = reasons.split(' ').any(|w| w == "no");
+            assert_eq!(broken, p.answer == "no", "{}", r.answer);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use compworld::violation::{applicable, violate};
-use compworld::vqa::describe;
+use compworld::vqa::{describe, verdict};
 use compworld::world::CANVAS_UNITS;
 use compworld::{Image, Prompt, Rng, sample_scene};
 use serde::{Deserialize, Serialize};
@@ -146,15 +146,35 @@ pub fn evaluate_understanding(
         .iter()
         .map(|(q, i, ..)| (q.clone(), i.clone()))
         .collect();
-    let answers = answer(model, cfg, tok, &questions, 5, device)?;
+    // Room for a prompt match's reasons when the model gives them (region names are shorter).
+    let max_words = umm_model::understand::prompt_match_max_tokens(cfg).max(5);
+    let answers = answer(model, cfg, tok, &questions, max_words, device)?;
     if std::env::var_os("SRUM_EVAL_DEBUG").is_some() {
-        for ((q, _, want, ..), got) in items.iter().zip(&answers).take(12) {
-            eprintln!("{q} -> {got:?} (want {want:?})");
+        // The first 40 wrong answers.
+        let wrong =
+            items
+                .iter()
+                .zip(&answers)
+                .filter(|((_, _, want, _, asked), got)| match asked {
+                    Asked::Region => got.as_str() != want.as_str(),
+                    _ => verdict(got) != want,
+                });
+        for ((q, _, want, _, asked), got) in wrong.take(40) {
+            let kind = match asked {
+                Asked::No(broken) => broken,
+                Asked::Yes => "true render",
+                Asked::Region => "region",
+            };
+            eprintln!("{q} -> {got:?} (want {want:?}; {kind})");
         }
     }
     let mut r = UndReport::default();
     for ((_, _, want, cat, asked), got) in items.iter().zip(answers) {
-        let ok = &got == want;
+        // A prompt match is judged by its verdict (a model may give its reasons first).
+        let ok = match asked {
+            Asked::Region => &got == want,
+            Asked::Yes | Asked::No(_) => verdict(&got) == want,
+        };
         match asked {
             Asked::Yes => {
                 r.match_yes.add(ok);

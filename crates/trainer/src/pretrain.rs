@@ -817,7 +817,8 @@ pub fn pretrain(
         None
     };
     let mut stream = DataStream::new(&cfg.mix, cfg.model.resolution, rng)?
-        .with_max_text_len(cfg.model.max_text_len);
+        .with_max_text_len(cfg.model.max_text_len)
+        .with_rationale(cfg.model.prompt_match_rationale);
     let mut metrics = read_metrics(&run.metrics(), start);
     if start > 0 {
         // Rows logged after the checkpoint we resume from will be logged again.
@@ -1004,18 +1005,20 @@ pub fn init_model(cfg: &UmmConfig, seed: u64, device: &Device) -> Umm {
 }
 
 /// The weights of `train.init`, checked against the run's model configuration. The two may
-/// differ only in `und_pos_2d`, which adds no weights: a run may switch the fixed 2D code of
-/// the understanding positions on (or off) over a checkpoint's weights.
+/// differ only in `und_pos_2d` and `prompt_match_rationale`, which add no weights: a run may
+/// switch the fixed 2D code of the understanding positions, or answers with reasons, on (or
+/// off) over a checkpoint's weights.
 fn load_init(path: &Path, cfg: &UmmConfig, device: &Device) -> Result<Umm> {
     let (model, meta) = checkpoint::load(path, device)?;
     let same_weights = UmmConfig {
         und_pos_2d: cfg.und_pos_2d,
+        prompt_match_rationale: cfg.prompt_match_rationale,
         ..meta.config.clone()
     };
     if same_weights != *cfg {
         return Err(Error::Config(format!(
             "train.init = {}: the checkpoint's model configuration differs from [model] \
-             (only und_pos_2d may differ)",
+             (only und_pos_2d and prompt_match_rationale may differ)",
             path.display()
         )));
     }

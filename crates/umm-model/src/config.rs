@@ -81,6 +81,15 @@ pub struct UmmConfig {
     /// against 0.430 after 1,500 steps); what did was position questions and side words.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub und_pos_2d: bool,
+    /// `true`: the model answers "does this image show : <prompt> ?" with its reasons first,
+    /// each constraint of the prompt named by one word and judged, then `:` and the verdict
+    /// ("circle yes squares no left yes : no", `compworld::vqa::rationale`); pretraining
+    /// teaches that answer and every reader of a prompt match (evaluation, the global reward)
+    /// decodes the reasons greedily and reads the verdict's yes/no probabilities
+    /// ([`crate::understand::prompt_match_yes_no`]). `false` (every base before base-tiny-v6):
+    /// a bare "yes" or "no" at `<ans>`. Adds no weights. Written only when on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prompt_match_rationale: bool,
 }
 
 fn default_true() -> bool {
@@ -112,6 +121,7 @@ impl UmmConfig {
             und_encoder_layers: 0,
             gen_adaln: false,
             und_pos_2d: false,
+            prompt_match_rationale: false,
         }
     }
 

@@ -118,6 +118,10 @@ fn answer_steps(
         let mut probs: Vec<Vec<Vec<f32>>> = vec![Vec::new(); chunk.len()];
         let mut done = vec![false; chunk.len()];
         for _ in 0..max_tokens {
+            // The model has positions for `max_text_len` tokens: stop before a row outgrows them.
+            if rows.iter().map(Vec::len).max().unwrap_or(0) >= cfg.max_text_len {
+                break;
+            }
             let text = crate::sampler::pad_rows(&rows, device);
             let len = text.dims()[1];
             let logits = model
@@ -189,6 +193,65 @@ pub fn yes_no(
         .collect())
 }
 
+/// The most words a prompt-match answer may have: 1 ("yes"), or with reasons
+/// ([`UmmConfig::prompt_match_rationale`]) as many as the model has positions.
+pub fn prompt_match_max_tokens(cfg: &UmmConfig) -> usize {
+    if cfg.prompt_match_rationale {
+        cfg.max_text_len
+    } else {
+        1
+    }
+}
+
+/// For each `(prompt, image)`, the model's probabilities of "yes" and "no" as its answer to
+/// [`prompt_match_question`]. A model that answers with reasons
+/// ([`UmmConfig::prompt_match_rationale`]) first writes them greedily, and the probabilities
+/// are those of its verdict, the word after its last `:` (after its last word when it wrote
+/// no `:`; both 0 when it wrote nothing); otherwise they are read at `<ans>`, as [`yes_no`].
+pub fn prompt_match_yes_no(
+    model: &Umm,
+    cfg: &UmmConfig,
+    tok: &dyn Tokenizer,
+    items: &[(&str, &Image)],
+    device: &Device,
+) -> Result<Vec<(f32, f32)>> {
+    let questions: Vec<(String, Image)> = items
+        .iter()
+        .map(|(p, img)| (prompt_match_question(p), (*img).clone()))
+        .collect();
+    if !cfg.prompt_match_rationale {
+        return yes_no(model, cfg, tok, &questions, device);
+    }
+    answer_with_probs(
+        model,
+        cfg,
+        tok,
+        &questions,
+        prompt_match_max_tokens(cfg),
+        device,
+    )?
+    .iter()
+    .map(|a| verdict_yes_no(tok, a))
+    .collect()
+}
+
+/// The probabilities of "yes" and "no" as the verdict of an answer with reasons: at the word
+/// after its last `:`, or at its last word when it has no `:`; `(0, 0)` when there is no such
+/// word (the answer ends at the `:`, or is empty).
+pub fn verdict_yes_no(tok: &dyn Tokenizer, a: &ScoredAnswer) -> Result<(f32, f32)> {
+    let [yes, no, colon] = [
+        word_id(tok, "yes")?,
+        word_id(tok, "no")?,
+        word_id(tok, ":")?,
+    ];
+    let at = a
+        .ids
+        .iter()
+        .rposition(|&i| i as usize == colon)
+        .map_or(a.ids.len().saturating_sub(1), |c| c + 1);
+    Ok(a.probs.get(at).map_or((0.0, 0.0), |p| (p[yes], p[no])))
+}
+
 /// The id of `w` as an index into a distribution over the vocabulary.
 pub fn word_id(tok: &dyn Tokenizer, w: &str) -> Result<usize> {
     tok.id(w)
@@ -235,4 +298,54 @@ pub fn first_word_probs(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WordTokenizer;
+
+    #[test]
+    fn the_verdict_is_read_after_the_last_colon() {
+        let tok = WordTokenizer::compworld();
+        let id = |w: &str| tok.id(w).unwrap();
+        let v = tok.vocab_size();
+        // A distribution putting `y` on "yes" and `n` on "no".
+        let dist = |y: f32, n: f32| {
+            let mut p = vec![0.0; v];
+            p[id("yes") as usize] = y;
+            p[id("no") as usize] = n;
+            p
+        };
+        let scored = |words: &str, probs: Vec<Vec<f32>>| ScoredAnswer {
+            text: words.into(),
+            ids: words.split(' ').map(id).collect(),
+            probs,
+        };
+        let a = scored(
+            "circle no : yes",
+            vec![
+                dist(0.0, 0.0),
+                dist(0.1, 0.8),
+                dist(0.0, 0.0),
+                dist(0.7, 0.2),
+            ],
+        );
+        assert_eq!(verdict_yes_no(&tok, &a).unwrap(), (0.7, 0.2));
+        // No reasons: the last word.
+        let a = scored("yes", vec![dist(0.6, 0.3)]);
+        assert_eq!(verdict_yes_no(&tok, &a).unwrap(), (0.6, 0.3));
+        // Cut off at the colon, or nothing said: no verdict.
+        let a = scored(
+            "circle yes :",
+            vec![dist(0.0, 0.0), dist(0.9, 0.1), dist(0.0, 0.0)],
+        );
+        assert_eq!(verdict_yes_no(&tok, &a).unwrap(), (0.0, 0.0));
+        let empty = ScoredAnswer {
+            text: String::new(),
+            ids: vec![],
+            probs: vec![],
+        };
+        assert_eq!(verdict_yes_no(&tok, &empty).unwrap(), (0.0, 0.0));
+    }
 }

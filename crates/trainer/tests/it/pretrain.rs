@@ -330,6 +330,16 @@ fn a_second_stage_starts_from_its_init_checkpoint() {
     let (_, meta) = umm_model::checkpoint::load(&out, &Device::flex()).unwrap();
     assert!(meta.config.und_pos_2d);
     let _ = std::fs::remove_dir_all(e);
+    // Likewise answers with reasons, which add no weights either.
+    let e = tmp("init-f");
+    let mut reasons = still.clone();
+    reasons.model.prompt_match_rationale = true;
+    run(&reasons, &e, RunOptions::default());
+    let out = e.join("model.safetensors");
+    assert_eq!(max_gap(&weights(&out), &weights(&trained)), 0.0);
+    let (_, meta) = umm_model::checkpoint::load(&out, &Device::flex()).unwrap();
+    assert!(meta.config.prompt_match_rationale);
+    let _ = std::fs::remove_dir_all(e);
 
     // Training on from there starts at the first stage's loss, not at a fresh model's.
     let mut on = micro(5);

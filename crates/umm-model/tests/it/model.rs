@@ -733,3 +733,54 @@ fn the_packed_and_sliced_qkv_paths_agree() {
         assert!(compared >= if both { 9 } else { 4 }, "{compared} compared");
     }
 }
+
+#[test]
+fn prompt_matches_with_reasons_read_the_verdict_and_stay_within_the_positions() {
+    use umm_model::understand::{
+        answer_with_probs, prompt_match_question, prompt_match_yes_no, question_ids,
+        verdict_yes_no, yes_no,
+    };
+    let device = Device::flex();
+    let plain = UmmConfig::micro();
+    let reasons = UmmConfig {
+        prompt_match_rationale: true,
+        ..plain.clone()
+    };
+    let model = Umm::init(&plain, &device);
+    let tok = WordTokenizer::compworld();
+    let img = |v: f32| compworld::Image::filled(plain.resolution, plain.resolution, [v, 0.4, 0.6]);
+    let (a, b) = (img(0.1), img(0.8));
+    let prompts = [
+        "a red circle",
+        "two blue squares on the left of a green triangle",
+    ];
+    let items: Vec<(&str, &compworld::Image)> = vec![(prompts[0], &a), (prompts[1], &b)];
+    let qs: Vec<(String, compworld::Image)> = items
+        .iter()
+        .map(|(p, i)| (prompt_match_question(p), (*i).clone()))
+        .collect();
+    // Without reasons: the answer at <ans>.
+    assert_eq!(
+        prompt_match_yes_no(&model, &plain, &tok, &items, &device).unwrap(),
+        yes_no(&model, &plain, &tok, &qs, &device).unwrap()
+    );
+    // With reasons: the verdict of the greedy answer, which (an untrained model rarely says
+    // <eos>) is cut where the model's positions end instead of running past them.
+    let long = answer_with_probs(&model, &reasons, &tok, &qs, 1000, &device).unwrap();
+    for (q, ans) in qs.iter().zip(&long) {
+        let asked = question_ids(&tok, &q.0).unwrap().len();
+        assert!(
+            asked + ans.ids.len() <= reasons.max_text_len,
+            "{asked} + {} words",
+            ans.ids.len()
+        );
+    }
+    let want: Vec<(f32, f32)> = long
+        .iter()
+        .map(|a| verdict_yes_no(&tok, a).unwrap())
+        .collect();
+    assert_eq!(
+        prompt_match_yes_no(&model, &reasons, &tok, &items, &device).unwrap(),
+        want
+    );
+}
