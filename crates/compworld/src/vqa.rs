@@ -393,7 +393,8 @@ pub struct QaStyle {
     pub presence_alike: bool,
     /// Prompt-match questions are answered with their reasons, one constraint at a time, then
     /// the verdict ([`rationale`]: "circle yes squares no left yes : no") instead of a bare
-    /// "yes" or "no". Off by default and in every base model before base-tiny-v6.
+    /// "yes" or "no". Off by default and in every shipped or kept base model (the second
+    /// stages that tried it are in the README, "Answers with reasons").
     #[serde(default)]
     pub prompt_match_rationale: bool,
 }

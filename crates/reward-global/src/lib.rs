@@ -7,7 +7,10 @@
 //! `g = (P(yes) - P(no)) / (P(yes) + P(no))`, in [-1, 1]
 //!
 //! (the two probabilities renormalised to the yes/no choice: +1 when the model is sure the
-//! image shows the prompt, -1 when it is sure it does not, 0 when it cannot tell). Reasoning
+//! image shows the prompt, -1 when it is sure it does not, 0 when it cannot tell). A model
+//! that answers prompt matches with its reasons (`UmmConfig::prompt_match_rationale`) writes
+//! them first, and the probabilities are those of its verdict
+//! (`umm_model::understand::prompt_match_yes_no`). Reasoning
 //! prompts ("a cross the colour of a carrot") reach the model as written, so inferring what
 //! they mean is the model's own job. As in the reference, a sample whose global score is
 //! exactly 0 carries no signal and may be dropped ([`keep`]).

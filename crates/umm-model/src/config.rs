@@ -86,8 +86,9 @@ pub struct UmmConfig {
     /// ("circle yes squares no left yes : no", `compworld::vqa::rationale`); pretraining
     /// teaches that answer and every reader of a prompt match (evaluation, the global reward)
     /// decodes the reasons greedily and reads the verdict's yes/no probabilities
-    /// ([`crate::understand::prompt_match_yes_no`]). `false` (every base before base-tiny-v6):
-    /// a bare "yes" or "no" at `<ans>`. Adds no weights. Written only when on.
+    /// ([`crate::understand::prompt_match_yes_no`]). `false` (every shipped or kept base;
+    /// measured on dev, reasons did not help, README "Answers with reasons"): a bare "yes" or
+    /// "no" at `<ans>`. Adds no weights. Written only when on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prompt_match_rationale: bool,
 }
