@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use compworld::violation::{applicable, violate};
-use compworld::vqa::{describe, verdict};
+use compworld::vqa::{describe, rationale, verdict};
 use compworld::world::CANVAS_UNITS;
 use compworld::{Image, Prompt, Rng, sample_scene};
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,15 @@ pub struct UndReport {
     /// which violations the model lets through.
     #[serde(default)]
     pub no_by_violation: BTreeMap<String, Tally>,
+    /// For a model that answers prompt matches with reasons (`prompt_match_rationale`): the
+    /// answers whose reasons, every constraint's word and verdict, are exactly the truth's
+    /// (`compworld::vqa::rationale`); empty otherwise.
+    #[serde(default)]
+    pub reasons_exact: Tally,
+    /// The same answers whose verdict agrees with their own reasons (yes exactly when no
+    /// reason says no): whether the verdict follows the reasons the model wrote.
+    #[serde(default)]
+    pub verdict_follows_reasons: Tally,
 }
 
 impl UndReport {
@@ -72,6 +81,23 @@ impl UndReport {
     }
 }
 
+/// For an answer with reasons and the right one: whether its reasons are exactly the right
+/// ones, and whether its verdict follows its own reasons (yes exactly when none says no).
+/// An answer without `:` has no reasons: neither.
+pub fn judge_reasons(got: &str, truth: &str) -> (bool, bool) {
+    fn reasons(a: &str) -> Option<&str> {
+        a.rsplit_once(" : ").map(|(r, _)| r)
+    }
+    let Some(given) = reasons(got) else {
+        return (false, false);
+    };
+    let broken = given.split(' ').any(|w| w == "no");
+    (
+        Some(given) == reasons(truth),
+        verdict(got) == if broken { "no" } else { "yes" },
+    )
+}
+
 /// Asks the model, for each prompt, whether the true render and a one-constraint violation
 /// show the prompt, and what one object of the true render is. Scenes come from `seed`.
 pub fn evaluate_understanding(
@@ -86,10 +112,10 @@ pub fn evaluate_understanding(
     let res = cfg.resolution;
     /// What a question is tallied under.
     enum Asked {
-        /// Prompt match about the true render.
-        Yes,
-        /// Prompt match about a render that breaks this constraint.
-        No(&'static str),
+        /// Prompt match about the true render, with the reasons of a right answer.
+        Yes(String),
+        /// Prompt match about a render that breaks this constraint, and the right reasons.
+        No(&'static str, String),
         /// Region identification.
         Region,
     }
@@ -106,7 +132,7 @@ pub fn evaluate_understanding(
             question_image(Some(&truth), None, res),
             "yes".into(),
             cat.clone(),
-            Asked::Yes,
+            Asked::Yes(rationale(&p.meaning, &p.meaning)),
         ));
         let mut kinds = applicable(&p.meaning);
         rng.shuffle(&mut kinds);
@@ -114,15 +140,15 @@ pub fn evaluate_understanding(
             let m = violate(&p.meaning, k, &mut rng)?;
             sample_scene(&m, &p.text, &mut rng)
                 .ok()
-                .map(|s| (s, k.name()))
+                .map(|s| (s, k.name(), rationale(&p.meaning, &m)))
         });
-        if let Some((s, broken)) = negative {
+        if let Some((s, broken, reasons)) = negative {
             items.push((
                 q,
                 question_image(Some(&s), None, res),
                 "no".into(),
                 cat.clone(),
-                Asked::No(broken),
+                Asked::No(broken, reasons),
             ));
         }
         let o = *rng.pick(&truth.objects);
@@ -161,8 +187,8 @@ pub fn evaluate_understanding(
                 });
         for ((q, _, want, _, asked), got) in wrong.take(40) {
             let kind = match asked {
-                Asked::No(broken) => broken,
-                Asked::Yes => "true render",
+                Asked::No(broken, _) => broken,
+                Asked::Yes(_) => "true render",
                 Asked::Region => "region",
             };
             eprintln!("{q} -> {got:?} (want {want:?}; {kind})");
@@ -173,14 +199,20 @@ pub fn evaluate_understanding(
         // A prompt match is judged by its verdict (a model may give its reasons first).
         let ok = match asked {
             Asked::Region => &got == want,
-            Asked::Yes | Asked::No(_) => verdict(&got) == want,
+            Asked::Yes(_) | Asked::No(..) => verdict(&got) == want,
         };
+        if let (Asked::Yes(truth) | Asked::No(_, truth), true) = (asked, cfg.prompt_match_rationale)
+        {
+            let (exact, follows) = judge_reasons(&got, truth);
+            r.reasons_exact.add(exact);
+            r.verdict_follows_reasons.add(follows);
+        }
         match asked {
-            Asked::Yes => {
+            Asked::Yes(_) => {
                 r.match_yes.add(ok);
                 r.by_category.entry(cat.clone()).or_default().0.add(ok);
             }
-            Asked::No(broken) => {
+            Asked::No(broken, _) => {
                 r.match_no.add(ok);
                 r.by_category.entry(cat.clone()).or_default().1.add(ok);
                 r.no_by_violation
@@ -192,4 +224,26 @@ pub fn evaluate_understanding(
         }
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_reasons;
+
+    #[test]
+    fn reasons_are_judged_apart_from_the_verdict() {
+        let truth = "circle yes squares no left yes : no";
+        assert_eq!(judge_reasons(truth, truth), (true, true));
+        // Right reasons, verdict against them.
+        assert_eq!(
+            judge_reasons("circle yes squares no left yes : yes", truth),
+            (true, false)
+        );
+        // Wrong reasons, verdict following them (the commonest miss: a changed shape let by).
+        assert_eq!(
+            judge_reasons("circle yes squares yes left yes : yes", truth),
+            (false, true)
+        );
+        assert_eq!(judge_reasons("yes", truth), (false, false));
+    }
 }

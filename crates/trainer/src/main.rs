@@ -447,6 +447,14 @@ fn run(cli: Cli) -> Result<()> {
             for (name, t) in &r.no_by_violation {
                 println!("{name:<17} {:.3} ({})", t.accuracy(), t.total);
             }
+            if r.reasons_exact.total > 0 {
+                println!(
+                    "reasons exactly right {:.3}, verdict follows its reasons {:.3} ({} answers)",
+                    r.reasons_exact.accuracy(),
+                    r.verdict_follows_reasons.accuracy(),
+                    r.reasons_exact.total
+                );
+            }
             println!(
                 "prompt-match (balanced) {:.4}  [yes {:.3}, no {:.3}]\nregion {:.4}\n({} prompts, {:.0} s)",
                 r.prompt_match_acc(),

@@ -319,27 +319,25 @@ fn a_second_stage_starts_from_its_init_checkpoint() {
     let saved = PretrainConfig::from_file(&b.join("config.toml")).unwrap();
     assert_eq!(saved.train.init.as_deref(), Some(trained.as_path()));
 
-    // A stage may switch the fixed 2D position code on over the same weights (it adds none):
-    // the weights carry over and the stage's checkpoint says the code is on.
-    let e = tmp("init-e");
-    let mut coded = still.clone();
-    coded.model.und_pos_2d = true;
-    run(&coded, &e, RunOptions::default());
-    let out = e.join("model.safetensors");
-    assert_eq!(max_gap(&weights(&out), &weights(&trained)), 0.0);
-    let (_, meta) = umm_model::checkpoint::load(&out, &Device::flex()).unwrap();
-    assert!(meta.config.und_pos_2d);
-    let _ = std::fs::remove_dir_all(e);
-    // Likewise answers with reasons, which add no weights either.
-    let e = tmp("init-f");
-    let mut reasons = still.clone();
-    reasons.model.prompt_match_rationale = true;
-    run(&reasons, &e, RunOptions::default());
-    let out = e.join("model.safetensors");
-    assert_eq!(max_gap(&weights(&out), &weights(&trained)), 0.0);
-    let (_, meta) = umm_model::checkpoint::load(&out, &Device::flex()).unwrap();
-    assert!(meta.config.prompt_match_rationale);
-    let _ = std::fs::remove_dir_all(e);
+    // A stage may switch the fixed 2D position code, or answers with reasons, on over the same
+    // weights (neither adds any): the weights carry over and the stage's checkpoint says the
+    // switch is on.
+    type Switch = fn(&mut umm_model::UmmConfig) -> &mut bool;
+    let switches: [(&str, Switch); 2] = [
+        ("init-e", |c| &mut c.und_pos_2d),
+        ("init-f", |c| &mut c.prompt_match_rationale),
+    ];
+    for (dir, switch) in switches {
+        let e = tmp(dir);
+        let mut on = still.clone();
+        *switch(&mut on.model) = true;
+        run(&on, &e, RunOptions::default());
+        let out = e.join("model.safetensors");
+        assert_eq!(max_gap(&weights(&out), &weights(&trained)), 0.0);
+        let (_, mut meta) = umm_model::checkpoint::load(&out, &Device::flex()).unwrap();
+        assert!(*switch(&mut meta.config), "{dir}");
+        let _ = std::fs::remove_dir_all(e);
+    }
 
     // Training on from there starts at the first stage's loss, not at a fresh model's.
     let mut on = micro(5);
