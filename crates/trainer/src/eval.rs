@@ -182,8 +182,10 @@ pub fn evaluate_understanding(
                 .iter()
                 .zip(&answers)
                 .filter(|((_, _, want, _, asked), got)| match asked {
-                    Asked::Region => got.as_str() != want.as_str(),
-                    _ => verdict(got) != want,
+                    Asked::Yes(_) | Asked::No(..) if cfg.prompt_match_rationale => {
+                        verdict(got) != want
+                    }
+                    _ => got.as_str() != want.as_str(),
                 });
         for ((q, _, want, _, asked), got) in wrong.take(40) {
             let kind = match asked {
@@ -196,10 +198,10 @@ pub fn evaluate_understanding(
     }
     let mut r = UndReport::default();
     for ((_, _, want, cat, asked), got) in items.iter().zip(answers) {
-        // A prompt match is judged by its verdict (a model may give its reasons first).
+        // A prompt match with reasons is judged by its verdict; every other answer as a whole.
         let ok = match asked {
-            Asked::Region => &got == want,
-            Asked::Yes(_) | Asked::No(..) => verdict(&got) == want,
+            Asked::Yes(_) | Asked::No(..) if cfg.prompt_match_rationale => verdict(&got) == want,
+            _ => &got == want,
         };
         if let (Asked::Yes(truth) | Asked::No(_, truth), true) = (asked, cfg.prompt_match_rationale)
         {
