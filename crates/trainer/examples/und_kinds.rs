@@ -5,6 +5,10 @@
 //!
 //! `--presence-alike` draws presence questions worded alike for present and absent objects
 //! (`mix.presence_alike`), where the wording alone gives no answer.
+//!
+//! Answers are compared whole: for a model that answers prompt matches with reasons
+//! (`prompt_match_rationale`) the `prompt_match` line is the share of answers whose reasons and
+//! verdict are all right; `srum eval-und` gives the verdict's accuracy on a split.
 
 use burn::prelude::*;
 use compworld::Rng;
