@@ -282,7 +282,13 @@ pub fn rationale(m: &Meaning, shown: &Meaning) -> String {
 /// The verdict of a prompt-match answer: the word after the last `:` of a [`rationale`], or
 /// the whole answer when it gives no reasons ("yes").
 pub fn verdict(answer: &str) -> &str {
-    answer.rsplit(" : ").next().unwrap_or(answer).trim()
+    answer.rsplit_once(" : ").map_or(answer, |(_, v)| v).trim()
+}
+
+/// The reasons of a prompt-match answer: what comes before the last `:` of a [`rationale`]
+/// ("circle yes squares no"), none when it gives no reasons.
+pub fn reasons(answer: &str) -> Option<&str> {
+    answer.rsplit_once(" : ").map(|(r, _)| r)
 }
 
 /// A prompt-match pair: "does this image show : <prompt> ?" about a true render (answer

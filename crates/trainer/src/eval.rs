@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use compworld::violation::{applicable, violate};
-use compworld::vqa::{describe, rationale, verdict};
+use compworld::vqa::{describe, rationale, reasons, verdict};
 use compworld::world::CANVAS_UNITS;
 use compworld::{Image, Prompt, Rng, sample_scene};
 use serde::{Deserialize, Serialize};
@@ -85,9 +85,6 @@ impl UndReport {
 /// ones, and whether its verdict follows its own reasons (yes exactly when none says no).
 /// An answer without `:` has no reasons: neither.
 pub fn judge_reasons(got: &str, truth: &str) -> (bool, bool) {
-    fn reasons(a: &str) -> Option<&str> {
-        a.rsplit_once(" : ").map(|(r, _)| r)
-    }
     let Some(given) = reasons(got) else {
         return (false, false);
     };
@@ -175,18 +172,23 @@ pub fn evaluate_understanding(
     // Room for a prompt match's reasons when the model gives them (region names are shorter).
     let max_words = umm_model::understand::prompt_match_max_tokens(cfg).max(5);
     let answers = answer(model, cfg, tok, &questions, max_words, device)?;
+    // A prompt match with reasons is judged by its verdict; every other answer as a whole.
+    let right: Vec<bool> = items
+        .iter()
+        .zip(&answers)
+        .map(|((_, _, want, _, asked), got)| match asked {
+            Asked::Yes(_) | Asked::No(..) if cfg.prompt_match_rationale => verdict(got) == want,
+            _ => got == want,
+        })
+        .collect();
     if std::env::var_os("SRUM_EVAL_DEBUG").is_some() {
         // The first 40 wrong answers.
-        let wrong =
-            items
-                .iter()
-                .zip(&answers)
-                .filter(|((_, _, want, _, asked), got)| match asked {
-                    Asked::Yes(_) | Asked::No(..) if cfg.prompt_match_rationale => {
-                        verdict(got) != want
-                    }
-                    _ => got.as_str() != want.as_str(),
-                });
+        let wrong = items
+            .iter()
+            .zip(&answers)
+            .zip(&right)
+            .filter(|(_, ok)| !**ok)
+            .map(|(item, _)| item);
         for ((q, _, want, _, asked), got) in wrong.take(40) {
             let kind = match asked {
                 Asked::No(broken, _) => broken,
@@ -197,12 +199,7 @@ pub fn evaluate_understanding(
         }
     }
     let mut r = UndReport::default();
-    for ((_, _, want, cat, asked), got) in items.iter().zip(answers) {
-        // A prompt match with reasons is judged by its verdict; every other answer as a whole.
-        let ok = match asked {
-            Asked::Yes(_) | Asked::No(..) if cfg.prompt_match_rationale => verdict(&got) == want,
-            _ => &got == want,
-        };
+    for (((_, _, _, cat, asked), got), &ok) in items.iter().zip(answers).zip(&right) {
         if let (Asked::Yes(truth) | Asked::No(_, truth), true) = (asked, cfg.prompt_match_rationale)
         {
             let (exact, follows) = judge_reasons(&got, truth);
